@@ -1,0 +1,92 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import ROOT, subprocess_env
+
+from vae_core.cli import main
+
+
+def cli(*args, timeout=180):
+    return subprocess.run([sys.executable, "-m", "vae_core", *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, env=subprocess_env(), timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "cvae"
+    result = cli("train", "--model", "cvae", "--epochs", "2", "--latent", "4", "--out", out, "--json")
+    assert result.returncode == 0, result.stderr
+    return out, result
+
+
+def test_train_json_streams_events_and_says_it_uses_the_subset(trained):
+    out, result = trained
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "dataset_note" and kinds[-1] == "done" and kinds.count("epoch") == 2
+    epoch = next(e for e in events if e["event"] == "epoch")
+    assert {"epoch", "train_loss", "test_loss", "recon", "kl", "samples_per_s"} <= set(epoch)
+    assert "offline subset" in result.stderr
+    assert (out / "model.safetensors").is_file() and (out / "optimizer.safetensors").is_file()
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["kind"] == "cvae" and config["epochs_trained"] == 2
+    assert "offline subset" in config["dataset_note"] and config["version"]
+
+
+def test_evaluate_json_reports_the_metrics(trained):
+    out, _ = trained
+    result = cli("evaluate", out, "--iwae-k", "10", "--json")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    assert {"test_loss", "recon", "kl", "iwae_nll", "iwae_k", "active_units"} <= set(metrics)
+    assert metrics["iwae_k"] == 10 and 0 <= metrics["active_units"] <= 4
+
+
+def test_sample_writes_npy_and_png_and_needs_a_digit_for_a_cvae(trained, tmp_path):
+    out, _ = trained
+    result = cli("sample", out, "--n", "12", "--digit", "7", "--npy", tmp_path / "s.npy", "--png", tmp_path / "g.png")
+    assert result.returncode == 0, result.stderr
+    samples = np.load(tmp_path / "s.npy")
+    assert samples.shape == (12, 28, 28) and samples.dtype == np.float32
+    assert 0 <= samples.min() and samples.max() <= 1
+    assert (tmp_path / "g.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    missing = cli("sample", out, "--npy", tmp_path / "x.npy")
+    assert missing.returncode == 2 and "--digit" in missing.stderr
+
+
+@pytest.mark.parametrize("args, says", [
+    (["train", "--latent", "0", "--out", "x"], "--latent"),
+    (["train", "--batch-size", "0", "--out", "x"], "--batch-size"),
+    (["train", "--dataset", "cifar10", "--out", "x"], "--dataset"),
+    (["train", "--lr", "nan", "--out", "x"], "--lr"),
+    (["train", "--epochs", "many", "--out", "x"], "--epochs"),
+    (["evaluate", "/definitely/not/here"], "no checkpoint folder"),
+    (["sample", "tests", "--png", "x.png"], "not a complete checkpoint"),
+])
+def test_bad_arguments_get_one_line_and_status_2(args, says, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert says in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_bad_argument_in_a_real_process_prints_no_traceback():
+    result = cli("train", "--latent", "99", "--out", "x")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: argument --latent: 99 is outside 1–64"
+
+
+def test_a_pickle_checkpoint_is_refused(tmp_path, capsys):
+    (tmp_path / "model.pt").write_bytes(b"\x80\x04K\x01.")
+    assert main(["evaluate", str(tmp_path / "model.pt")]) == 2
+    assert "pickled" in capsys.readouterr().err
+
+
+def test_digit_is_refused_for_a_vae(tmp_path):
+    out = tmp_path / "vae"
+    assert cli("train", "--epochs", "1", "--out", out).returncode == 0
+    result = cli("sample", out, "--digit", "3", "--png", tmp_path / "g.png")
+    assert result.returncode == 2 and "only applies to a CVAE" in result.stderr

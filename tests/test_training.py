@@ -1,0 +1,131 @@
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from vae_core.checkpoint import load_checkpoint, save_checkpoint
+from vae_core.evaluate import elbo_metrics, evaluate
+from vae_core.models import ModelConfig, build_model
+from vae_core.trainer import TrainConfig, Trainer
+
+
+def run(subset, out=None, model=ModelConfig(), **train):
+    trainer = Trainer(model, TrainConfig(out=str(out) if out else None, **train), dataset=subset).start()
+    events = list(trainer.events(timeout=120))
+    return trainer, events
+
+
+def of(events, kind):
+    return [e for e in events if e["event"] == kind]
+
+
+def test_short_training_lowers_the_loss_and_streams_pictures(subset):
+    trainer, events = run(subset, epochs=3, batch_size=64)
+    epochs = of(events, "epoch")
+    assert [e["epoch"] for e in epochs] == [1, 2, 3]
+    assert events[-1]["event"] == "done"
+    assert epochs[-1]["test_loss"] < epochs[0]["test_loss"] < 90  # an untrained decoder scores ~180
+    assert len(of(events, "step")) >= 3
+    assert epochs[0]["grid"].dtype == np.uint8 and epochs[0]["grid"].shape == (242, 242)
+    assert epochs[0]["reconstructions"].shape == (62, 242)
+    assert of(events, "dataset_note")[0]["dataset_note"].startswith("MNIST could not be downloaded")
+
+
+def test_test_loss_is_per_image_recon_sum_plus_kl(subset, tmp_path):
+    _, events = run(subset, tmp_path / "ck", epochs=1)
+    ckpt = load_checkpoint(tmp_path / "ck")
+    x, y = subset.tensors("test")
+    again = elbo_metrics(ckpt.model, x, y, torch.Generator().manual_seed(0))
+    epoch = of(events, "epoch")[0]
+    assert again["test_loss"] == pytest.approx(epoch["test_loss"], rel=1e-5)
+    assert epoch["test_loss"] == pytest.approx(epoch["recon"] + epoch["kl"])
+
+
+def test_stop_takes_effect_within_a_second_mid_epoch_and_keeps_the_last_epoch(subset, tmp_path):
+    trainer = Trainer(ModelConfig(hidden=800), TrainConfig(epochs=50, batch_size=4, out=str(tmp_path / "ck")),
+                      dataset=subset).start()
+    q = trainer.subscribe()
+    while True:
+        event = q.get(timeout=60)
+        if event["event"] == "step" and event["epoch"] == 2:
+            break
+    asked = time.monotonic()
+    trainer.stop()
+    while event["event"] != "stopped":
+        event = q.get(timeout=5)
+    assert time.monotonic() - asked < 1.0
+    assert trainer.join(2)
+    assert event["epoch"] == 1 and "epoch 1" in event["message"]
+    assert load_checkpoint(tmp_path / "ck").info["epochs_trained"] == 1
+
+
+def test_resume_continues_epochs_and_optimizer_exactly(subset, tmp_path):
+    run(subset, tmp_path / "straight", epochs=2, seed=4)
+    run(subset, tmp_path / "split", epochs=1, seed=4)
+    _, events = run(subset, tmp_path / "split", epochs=2, seed=4, resume=str(tmp_path / "split"))
+    assert [e["epoch"] for e in of(events, "epoch")] == [2]
+    a = load_checkpoint(tmp_path / "straight").model.state_dict()
+    b = load_checkpoint(tmp_path / "split").model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert len(load_checkpoint(tmp_path / "split").info["history"]) == 2
+
+
+def test_seeded_runs_are_reproducible_and_seeds_matter(subset):
+    finals = [run(subset, epochs=1, seed=s)[0].model.state_dict()["encoder.fc1.weight"] for s in (7, 7, 8)]
+    assert torch.equal(finals[0], finals[1])
+    assert not torch.equal(finals[0], finals[2])
+
+
+def test_nan_loss_stops_with_a_hint_and_keeps_the_good_checkpoint(subset, tmp_path):
+    out = tmp_path / "ck"
+    run(subset, out, epochs=1)
+    before = load_checkpoint(out).model.state_dict()
+    _, events = run(subset, out, epochs=3, lr=100.0, resume=str(out))
+    error = events[-1]
+    assert error["event"] == "error" and error["kind"] == "nan"
+    assert "at step" in error["message"] and "learning rate" in error["message"]
+    assert "epoch 1" in error["message"]
+    after = load_checkpoint(out)
+    assert after.info["epochs_trained"] == 1
+    assert all(torch.equal(before[k], after.model.state_dict()[k]) for k in before)
+
+
+def test_cvae_trains_and_previews_one_row_per_digit(subset):
+    _, events = run(subset, model=ModelConfig(kind="cvae"), epochs=1)
+    assert of(events, "epoch")[0]["grid"].shape == (10 * 30 + 2, 242)
+
+
+def test_conv_and_bernoulli_and_gaussian_variants_train(subset):
+    for model in (ModelConfig(arch="conv", hidden=64), ModelConfig(likelihood="bernoulli"),
+                  ModelConfig(likelihood="gaussian", gaussian_variance="pixel")):
+        _, events = run(subset, model=model, epochs=1, batch_size=256, kl_warmup=0.5)
+        assert events[-1]["event"] == "done", events[-1]
+        assert np.isfinite(of(events, "epoch")[0]["test_loss"])
+
+
+def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(kind="cvae", arch="conv", hidden=32, latent=3, likelihood="gaussian")).eval()
+    optimizer = torch.optim.Adam(model.parameters())
+    model.loss_function(torch.rand(4, 1, 28, 28), torch.arange(4))["loss"].backward()
+    optimizer.step()
+    save_checkpoint(tmp_path / "ck", model, optimizer, {"epochs_trained": 1})
+    loaded = load_checkpoint(tmp_path / "ck", with_optimizer=True)
+    z, labels = torch.randn(6, 3), torch.arange(6)
+    assert torch.equal(model.decode(z, labels), loaded.model.decode(z, labels))
+    restored = torch.optim.Adam(loaded.model.parameters())
+    restored.load_state_dict(loaded.optimizer_state)
+    assert torch.equal(restored.state_dict()["state"][0]["exp_avg"], optimizer.state_dict()["state"][0]["exp_avg"])
+
+
+def test_iwae_bound_is_tighter_than_the_elbo(subset, tmp_path):
+    run(subset, tmp_path / "ck", epochs=2, model=ModelConfig(likelihood="bernoulli"))
+    model = load_checkpoint(tmp_path / "ck").model
+    x, y = subset.tensors("test")
+    metrics = evaluate(model, x[:200], y[:200], iwae_k=50)
+    elbo = np.mean([elbo_metrics(model, x[:200], y[:200], torch.Generator().manual_seed(s))["test_loss"]
+                    for s in range(5)])
+    assert metrics["iwae_nll"] < elbo
+    assert metrics["iwae_nll"] > elbo - 30  # a bound, not a free lunch
+    assert 1 <= metrics["active_units"] <= 10

@@ -1,0 +1,202 @@
+"""`python -m vae_core train | evaluate | sample`.
+
+Every user mistake ends as one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoint import CheckpointError, load_checkpoint
+from .data import DATASETS, DataError, load_dataset
+from .images import png_bytes, to_grid
+from .losses import LIKELIHOODS
+from .models import ARCHS, KINDS, MAX_LATENT, ModelConfig
+from .trainer import DEVICES, TrainConfig, Trainer, resolve_device
+
+USAGE_ERROR = 2
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse prints usage + message; we want one line
+        raise UsageError(message)
+
+
+def _int_in(lo: int, hi: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{value} is outside {lo}–{hi}")
+        return value
+
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number ≥ 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m vae_core", description="Train, evaluate and sample VAEs.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = commands.add_parser("train", help="train a model and write a checkpoint folder")
+    train.add_argument("--model", choices=KINDS, default="vae")
+    train.add_argument("--arch", choices=ARCHS, default="mlp")
+    train.add_argument("--dataset", choices=DATASETS, default="mnist")
+    train.add_argument("--data-root", help="folder with the idx files (torchvision layout or flat)")
+    train.add_argument("--hidden", type=_int_in(1, 8192), default=200)
+    train.add_argument("--latent", type=_int_in(1, MAX_LATENT), default=10)
+    train.add_argument("--likelihood", choices=LIKELIHOODS, default="mse")
+    train.add_argument("--gaussian-variance", choices=("global", "pixel"), default="global",
+                       help="for --likelihood gaussian: one learned variance or one per pixel")
+    train.add_argument("--beta", type=_positive_float, default=1.0, help="weight of the KL term")
+    train.add_argument("--kl-warmup", type=_positive_float, default=0.0,
+                       help="epochs over which the KL weight rises linearly from 0 to beta")
+    train.add_argument("--epochs", type=_int_in(1, 10_000), default=10)
+    train.add_argument("--batch-size", type=_int_in(1, 65_536), default=128)
+    train.add_argument("--lr", type=_positive_float, default=1e-3)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", choices=DEVICES, default="auto")
+    train.add_argument("--resume", help="checkpoint folder to continue from (its model settings win)")
+    train.add_argument("--out", required=True, help="checkpoint folder to write after every epoch")
+    train.add_argument("--json", action="store_true", help="print one JSON event a line on stdout")
+
+    evaluate = commands.add_parser("evaluate", help="test-set ELBO, IWAE NLL and active units")
+    evaluate.add_argument("checkpoint")
+    evaluate.add_argument("--iwae-k", type=_int_in(1, 10_000), default=100)
+    evaluate.add_argument("--data-root")
+    evaluate.add_argument("--device", choices=DEVICES, default="auto")
+    evaluate.add_argument("--json", action="store_true")
+
+    sample = commands.add_parser("sample", help="decode prior samples to a PNG grid and/or .npy")
+    sample.add_argument("checkpoint")
+    sample.add_argument("--n", type=_int_in(1, 10_000), default=64)
+    sample.add_argument("--digit", type=int, help="class to draw (required for a CVAE)")
+    sample.add_argument("--temperature", type=_positive_float, default=1.0)
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--png")
+    sample.add_argument("--npy")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return {"train": _train, "evaluate": _evaluate, "sample": _sample}[args.command](args)
+    except (UsageError, ValueError, CheckpointError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    model_config = ModelConfig(
+        kind=args.model, arch=args.arch, hidden=args.hidden, latent=args.latent, likelihood=args.likelihood,
+        gaussian_variance=args.gaussian_variance, beta=args.beta,
+    )
+    train_config = TrainConfig(
+        dataset=args.dataset, data_root=args.data_root, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        seed=args.seed, device=args.device, kl_warmup=args.kl_warmup, out=args.out, resume=args.resume,
+    )
+    if args.resume:
+        load_checkpoint(args.resume)  # a bad --resume is a usage error, found before any work starts
+    trainer = Trainer(model_config, train_config).start()
+    bar = None
+    last: dict = {}
+    try:
+        for event in trainer.events():
+            last = event
+            kind = event["event"]
+            if args.json:
+                print(json.dumps({k: v for k, v in event.items() if not isinstance(v, np.ndarray)}), flush=True)
+            if kind == "dataset_note":
+                print(f"note: {event['dataset_note']}", file=sys.stderr)
+            elif kind == "start":
+                start = event
+                bar = tqdm(total=(event["epochs"] - event["first_epoch"] + 1) * event["n_train"], unit="img",
+                           unit_scale=True, file=sys.stderr, dynamic_ncols=True)
+            elif kind == "step" and bar is not None:
+                seen = round((event["progress"] - start["first_epoch"] + 1) * start["n_train"])
+                bar.update(seen - bar.n)
+                bar.set_postfix(epoch=event["epoch"], loss=f"{event['loss']:.2f}")
+            elif kind == "epoch" and bar is not None and not args.json:
+                bar.write(f"epoch {event['epoch']}: train {event['train_loss']:.3f}  test {event['test_loss']:.3f} "
+                          f"(recon {event['recon']:.3f}, kl {event['kl']:.3f})  "
+                          f"{event['samples_per_s']:,.0f} img/s")
+    except KeyboardInterrupt:
+        trainer.stop()
+        trainer.join()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    if not args.json:
+        print(last.get("message", ""), file=sys.stderr)
+    return 0 if last.get("event") == "done" else 1
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate
+
+    device = resolve_device(args.device)
+    ckpt = load_checkpoint(args.checkpoint, device)
+    data = load_dataset(ckpt.info.get("dataset", "mnist"), args.data_root)
+    if data.note:
+        print(f"note: {data.note}", file=sys.stderr)
+    x, labels = data.tensors("test", device)
+    metrics = evaluate(ckpt.model, x, labels, iwae_k=args.iwae_k)
+    metrics["dataset_note"] = data.note
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        for key, value in metrics.items():
+            print(f"{key:>13}: {value}")
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    ckpt = load_checkpoint(args.checkpoint)
+    model = ckpt.model
+    n_classes = model.config.n_classes
+    if model.conditional and args.digit is None:
+        raise UsageError("this checkpoint is a CVAE: choose a class with --digit")
+    if not model.conditional and args.digit is not None:
+        raise UsageError("--digit only applies to a CVAE; this checkpoint is an unconditional VAE")
+    if args.digit is not None and not 0 <= args.digit < n_classes:
+        raise UsageError(f"--digit must be between 0 and {n_classes - 1}")
+    if not (args.png or args.npy):
+        raise UsageError("say where to write the samples: --png FILE and/or --npy FILE")
+    generator = torch.Generator().manual_seed(args.seed)
+    labels = None if args.digit is None else torch.full((args.n,), args.digit)
+    images = model.sample(args.n, labels, args.temperature, generator)
+    if args.png:
+        Path(args.png).write_bytes(png_bytes(to_grid(images)))
+    if args.npy:
+        np.save(args.npy, images[:, 0].numpy().astype(np.float32))
+    print(f"wrote {args.n} samples to {' and '.join(p for p in (args.png, args.npy) if p)}", file=sys.stderr)
+    return 0

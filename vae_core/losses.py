@@ -1,0 +1,74 @@
+"""The objectives: reconstruction terms, one per likelihood, and the Gaussian KL.
+
+Every function returns one number per image (summed over pixels or latent dims), so
+callers choose how to reduce over the batch. Summing over pixels — not averaging —
+is what makes the two ELBO terms comparable: a per-pixel mean would silently shrink
+the reconstruction term by the pixel count relative to the KL.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+LIKELIHOODS = ("mse", "bernoulli", "gaussian")
+
+
+def gaussian_kl(
+    mu: torch.Tensor,
+    log_std: torch.Tensor,
+    prior_mu: torch.Tensor | None = None,
+    prior_log_std: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """KL(N(mu, σ²) ‖ N(prior_mu, prior_σ²)) for diagonal Gaussians, summed over dims.
+
+    With no prior given this is the familiar −½ Σ(1 + 2 log σ − μ² − σ²) against
+    N(0, I); the structured-output CVAE passes its learned prior p(z|x).
+    """
+    if prior_mu is None:
+        prior_mu = torch.zeros_like(mu)
+    if prior_log_std is None:
+        prior_log_std = torch.zeros_like(log_std)
+    var_ratio = torch.exp(2 * (log_std - prior_log_std))
+    mean_term = ((mu - prior_mu) * torch.exp(-prior_log_std)) ** 2
+    return 0.5 * (var_ratio + mean_term - 1 - 2 * (log_std - prior_log_std)).sum(dim=-1)
+
+
+def reconstruction_loss(
+    likelihood: str, logits: torch.Tensor, x: torch.Tensor, log_sigma_x: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The training reconstruction term −log p(x|z) (up to a constant for `mse`), per image.
+
+    `logits` are the decoder's pre-sigmoid outputs: the Bernoulli term uses them
+    directly (stable BCE), the others compare sigmoid(logits) with x.
+    """
+    dims = tuple(range(1, x.dim()))
+    if likelihood == "bernoulli":
+        return F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dims)
+    mean = torch.sigmoid(logits)
+    if likelihood == "mse":
+        return F.mse_loss(mean, x, reduction="none").sum(dims)
+    if likelihood == "gaussian":
+        assert log_sigma_x is not None, "the gaussian likelihood needs its learned log σ"
+        # log_sigma_x is (C, H, W) per pixel or (1, 1, 1) global; both broadcast over x.
+        nll = 0.5 * ((x - mean) * torch.exp(-log_sigma_x)) ** 2 + log_sigma_x + 0.5 * math.log(2 * math.pi)
+        return nll.sum(dims)
+    raise ValueError(f"unknown likelihood {likelihood!r}; choose one of {', '.join(LIKELIHOODS)}")
+
+
+def log_likelihood_offset(likelihood: str, n_pixels: int) -> float:
+    """What turns the training term into a normalized −log p(x|z), in nats.
+
+    MSE-sum is the Gaussian likelihood with variance ½ minus its constant:
+    −log N(x; m, ½) = (x − m)² + ½ log π per pixel. The other terms are already exact.
+    """
+    return 0.5 * n_pixels * math.log(math.pi) if likelihood == "mse" else 0.0
+
+
+def kl_weight(beta: float, warmup_epochs: float, progress_epochs: float) -> float:
+    """β scaled by a linear warm-up: 0 at the start, β after `warmup_epochs` epochs."""
+    if warmup_epochs <= 0:
+        return beta
+    return beta * min(1.0, progress_epochs / warmup_epochs)
