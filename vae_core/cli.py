@@ -156,7 +156,8 @@ def _train(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     if not args.json:
-        print(last.get("message", ""), file=sys.stderr)
+        saved = f" Checkpoint: {last['checkpoint']}" if last.get("checkpoint") else ""
+        print(last.get("message", "") + saved, file=sys.stderr)
     return 0 if last.get("event") == "done" else 1
 
 

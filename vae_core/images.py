@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import math
+import os
 
 import numpy as np
 import torch
 from PIL import Image
 
-MAX_UPLOAD_PIXELS = 20_000_000
+MAX_UPLOAD_PIXELS = 10_000_000
+MAX_UPLOAD_BYTES = 10_000_000
 
 
 class ImageError(Exception):
@@ -38,3 +40,85 @@ def png_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
+
+
+
+def load_digit(path: str, size: tuple[int, int] = (28, 28)) -> torch.Tensor:
+    """An uploaded picture as a (1, 1, H, W) tensor in MNIST's style: white ink on black.
+
+    The header is read first, so a 20-megapixel image is refused without decoding it.
+    Dark-ink-on-light pictures are inverted; the ink is cropped, scaled to fit 20×20
+    of 28×28 and centred by its centre of mass, as MNIST's digits were prepared.
+    """
+    if os.path.getsize(path) > MAX_UPLOAD_BYTES:
+        raise ImageError(f"that file is over {MAX_UPLOAD_BYTES // 1_000_000} MB; upload a small picture of one digit")
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+            if width * height > MAX_UPLOAD_PIXELS:
+                raise ImageError(f"that image is {width}×{height} ({width * height / 1e6:.0f} megapixels); "
+                                 f"upload one under {MAX_UPLOAD_PIXELS // 1_000_000} megapixels")
+            im.load()
+            grey = _to_grey(im)
+    except ImageError:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise ImageError("that file is not an image that can be read (try a PNG or JPEG of one digit)") from exc
+    return ink_to_tensor(grey, size)
+
+
+def _to_grey(im: Image.Image) -> np.ndarray:
+    """Any mode → float grey in [0, 1]; transparency is laid over white, like ink on paper."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        array = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if array.max() > 255 else 255.0
+        return np.clip(array / top, 0, 1)
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(white, rgba)
+    return np.asarray(im.convert("L"), dtype=np.float64) / 255.0
+
+
+def ink_to_tensor(grey: np.ndarray, size: tuple[int, int] = (28, 28)) -> torch.Tensor:
+    """Grey picture in [0, 1] → MNIST-style (1, 1, H, W): ink white, cropped, scaled, centred."""
+    if grey.ndim != 2 or min(grey.shape) < 1:
+        raise ImageError("the image is empty")
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    ink = 1.0 - grey if np.median(border) > 0.5 else grey
+    mask = ink > 0.2
+    if not mask.any():
+        raise ImageError("no digit found: the image is blank")
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    height, width = size
+    box = max(1, round(min(height, width) * 20 / 28))
+    scale = box / max(crop.shape)
+    new_h, new_w = max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale))
+    small = np.asarray(Image.fromarray((crop * 255).astype(np.uint8)).resize((new_w, new_h), Image.LANCZOS),
+                       dtype=np.float64) / 255.0
+    canvas = np.zeros((height, width))
+    total = small.sum()
+    cy, cx = (np.indices(small.shape) * small).reshape(2, -1).sum(1) / max(total, 1e-8)
+    top = int(np.clip(round(height / 2 - cy), 0, height - new_h))
+    left = int(np.clip(round(width / 2 - cx), 0, width - new_w))
+    canvas[top : top + new_h, left : left + new_w] = small
+    return torch.from_numpy(canvas).float().clamp(0, 1).view(1, 1, height, width)
+
+
+def sketch_ink(composite: np.ndarray) -> np.ndarray | None:
+    """A Sketchpad composite (RGBA, transparent background, dark brush) → grey ink image, or None if blank.
+
+    The ink is where the user painted: opaque and dark. Returns white-on-black uint8.
+    """
+    if composite is None:
+        return None
+    array = np.asarray(composite)
+    if array.ndim == 3 and array.shape[2] == 4:
+        ink = (array[..., 3] / 255.0) * (1.0 - array[..., :3].mean(2) / 255.0)
+    else:
+        grey = array.mean(2) if array.ndim == 3 else array
+        ink = 1.0 - grey / 255.0
+    if ink.max() < 0.2:
+        return None
+    return (ink * 255).astype(np.uint8)

@@ -186,7 +186,7 @@ class Trainer:
                 grid, recon = self._pictures(model, test_x, test_y, device)
                 self._emit({**summary, "grid": grid, "reconstructions": recon})
             self._emit({"event": "done", "epoch": self.config.epochs, "checkpoint": self._saved(last_saved),
-                        "message": f"training finished after {self.config.epochs} epochs"})
+                        "message": f"training finished after epoch {self.config.epochs}"})
         except NonFiniteLoss as exc:
             self._emit({"event": "error", "kind": "nan", "checkpoint": self._saved(last_saved),
                         "message": f"{exc} {self._stop_message(last_saved)}"})
@@ -210,8 +210,7 @@ class Trainer:
     def _stop_message(self, last_saved: int | None) -> str:
         if last_saved is None:
             return "No epoch had finished, so there is no checkpoint from this run."
-        where = f" at {self.checkpoint_path}" if self.checkpoint_path else ""
-        return f"The checkpoint of epoch {last_saved}{where} is intact."
+        return f"The checkpoint of epoch {last_saved} is intact."
 
     def _prepare(self, data: Dataset, device: torch.device):
         cfg = self.config

@@ -1,0 +1,145 @@
+"""The app through its API, as a script against a shared link would use it: real server, real models."""
+
+import time
+
+import numpy as np
+import pytest
+from gradio_client import handle_file
+from PIL import Image
+
+
+def grid(path) -> np.ndarray:
+    with Image.open(path) as im:
+        assert im.format == "PNG"
+        return np.asarray(im.convert("L"))
+
+
+def tiles(rows: int, cols: int) -> tuple[int, int]:
+    """Size of a make_grid picture of 28-px tiles with 2-px padding, as (height, width)."""
+    return rows * 30 + 2, cols * 30 + 2
+
+
+def test_sample_is_a_native_grid_and_seeded(client):
+    a = grid(client.predict(n=64, temperature=1.0, seed=0, api_name="/sample"))
+    assert a.shape == tiles(8, 8)
+    assert np.array_equal(a, grid(client.predict(n=64, temperature=1.0, seed=0, api_name="/sample")))
+    assert not np.array_equal(a, grid(client.predict(n=64, temperature=1.0, seed=1, api_name="/sample")))
+    assert grid(client.predict(n=10, api_name="/sample")).shape == tiles(2, 8)
+    cold = grid(client.predict(n=64, temperature=0.0, seed=5, api_name="/sample"))
+    assert (cold[2:30, 2:30] == cold[32:60, 32:60]).all()  # T = 0: every draw is the decoded origin
+
+
+def test_conditional_and_all_digits(client):
+    assert grid(client.predict(digit=3, n=16, seed=0, api_name="/conditional")).shape == tiles(2, 8)
+    threes = grid(client.predict(digit=3, n=8, seed=2, api_name="/conditional"))
+    sevens = grid(client.predict(digit=7, n=8, seed=2, api_name="/conditional"))
+    assert np.abs(threes.astype(int) - sevens).mean() > 10
+    assert grid(client.predict(styles=5, seed=0, api_name="/all_digits")).shape == tiles(10, 5)
+
+
+def test_traverse_rows_are_latent_dims(client, digit_png):
+    latent = 10  # the pretrained VAE
+    out = grid(client.predict(span=3.0, steps=11, seed=0, api_name="/traverse"))
+    assert out.shape == tiles(latent, 11)
+    centre = out[:, 5 * 30 + 2 : 5 * 30 + 30]  # step 6 of 11 is the base code itself in every row
+    assert all((centre[r * 30 + 2 : r * 30 + 30] == centre[2:30]).all() for r in range(latent))
+    on_image = grid(client.predict(span=1.0, steps=5, seed=0, base="image", image=handle_file(digit_png[0]),
+                                   api_name="/traverse"))
+    assert on_image.shape == tiles(latent, 5)
+
+
+def test_reconstruct_and_interpolate_follow_the_input(client, digit_png):
+    pair = grid(client.predict(image=handle_file(digit_png[0]), api_name="/reconstruct")).astype(float)
+    assert pair.shape == tiles(1, 2)
+    seen, recon = pair[2:30, 2:30], pair[2:30, 32:60]
+    assert seen.mean() < 128  # the dark-on-light upload was turned into MNIST's white-on-black
+    assert np.corrcoef(seen.ravel(), recon.ravel())[0, 1] > 0.6
+    path = grid(client.predict(image_a=handle_file(digit_png[0]), image_b=handle_file(digit_png[1]), steps=6,
+                               api_name="/interpolate")).astype(float)
+    assert path.shape == tiles(1, 6)
+    first, last = path[2:30, 2:30], path[2:30, 152:180]
+    assert np.abs(first - recon).mean() < 5  # step 0 decodes A's own code
+    assert np.abs(first - last).mean() > 10
+
+
+def test_latent_map_returns_labelled_points(client):
+    frame, manifold, text = client.predict(api_name="/latent_map")
+    assert len(frame["data"]) == 500 and frame["columns"] == ["x", "y", "label"]
+    assert {row[2] for row in frame["data"]} == {str(d) for d in range(10)}
+    assert "test images" in text
+
+
+@pytest.mark.parametrize("kwargs, says", [
+    (dict(n=0), "minimum"), (dict(n=401), "maximum"), (dict(n="lots"), "must be a number"),
+    (dict(n=2.5), "whole number"), (dict(temperature=-1), "minimum"),
+])
+def test_bad_sample_input_gets_a_plain_error_and_the_server_carries_on(client, kwargs, says):
+    with pytest.raises(Exception, match=says):
+        client.predict(**kwargs, api_name="/sample")
+    assert grid(client.predict(n=4, api_name="/sample")).shape == tiles(1, 4)
+
+
+def test_bad_digit_steps_and_files_get_plain_errors(client, tmp_path, digit_png):
+    with pytest.raises(Exception, match="maximum"):
+        client.predict(digit=10, api_name="/conditional")
+    with pytest.raises(Exception, match="maximum"):
+        client.predict(image_a=handle_file(digit_png[0]), image_b=handle_file(digit_png[1]), steps=51,
+                       api_name="/interpolate")
+    text = tmp_path / "notes.png"
+    text.write_text("this is not a picture")
+    with pytest.raises(Exception, match="not an image"):
+        client.predict(image=handle_file(text), api_name="/reconstruct")
+    huge = tmp_path / "huge.png"
+    Image.new("L", (5000, 4000)).save(huge)  # 20 megapixels, a few kB on disk
+    with pytest.raises(Exception, match="megapixels"):
+        client.predict(image=handle_file(huge), api_name="/reconstruct")
+    blank = tmp_path / "blank.png"
+    Image.new("L", (50, 50), 255).save(blank)
+    with pytest.raises(Exception, match="blank"):
+        client.predict(image=handle_file(blank), api_name="/reconstruct")
+    assert grid(client.predict(image=handle_file(digit_png[0]), api_name="/reconstruct")).shape == tiles(1, 2)
+
+
+def test_training_streams_then_becomes_the_active_model_and_stop_is_prompt(client):
+    before = grid(client.predict(n=16, seed=3, api_name="/sample"))
+    job = client.submit(model="vae", dataset="mnist", epochs=1, latent=3, batch_size=128, lr=1e-3,
+                        api_name="/train")
+    updates = list(job)
+    status, progress, loss, parts, sample_grid, recon, download = updates[-1]
+    assert status.startswith("✅ Done") and "offline subset" in status
+    assert "epoch 1/1" in progress
+    series = {row[2] for row in loss["data"]}
+    assert {"train loss", "test loss"} <= series
+    assert {"recon (train)", "KL (train)"} <= {row[2] for row in parts["data"]}
+    assert any(u[4] for u in updates) and grid(sample_grid).shape == tiles(8, 8)
+    assert download.endswith(".zip")
+    after = grid(client.predict(n=16, seed=3, api_name="/sample"))
+    assert not np.array_equal(before, after)  # the sample tab now draws from the new model
+    assert grid(client.predict(span=3.0, steps=4, seed=0, api_name="/traverse")).shape == tiles(3, 4)
+
+    long_run = client.submit(model="cvae", dataset="mnist", epochs=200, latent=4, batch_size=8, lr=1e-3,
+                             api_name="/train")
+    deadline = time.monotonic() + 60
+    while not long_run.outputs() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    second = client.submit(model="vae", dataset="mnist", epochs=1, latent=2, batch_size=64, lr=1e-3,
+                           api_name="/train")
+    while not second.outputs() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "a run is in progress" in second.outputs()[0][0].lower()
+    assert grid(client.predict(n=4, api_name="/sample")).shape == tiles(1, 4)  # sampling answers meanwhile
+    asked = time.monotonic()
+    assert "Stopping" in client.predict(api_name="/stop")
+    long_run.result(timeout=10)
+    assert time.monotonic() - asked < 2.5
+    second.result(timeout=10)
+    assert long_run.outputs()[-1][0].startswith("⏹ Stopped")
+    assert second.outputs()[-1][0].startswith("⏹ Stopped")  # the follower saw the same run end
+    assert "No run is in progress" in client.predict(api_name="/stop")
+
+
+def test_bad_training_settings_are_refused_plainly(client):
+    with pytest.raises(Exception, match="latent size must be between 1 and 64"):
+        client.predict(model="vae", dataset="mnist", epochs=1, latent=0, batch_size=64, lr=1e-3, api_name="/train")
+    with pytest.raises(Exception, match="dataset must be one of"):
+        client.predict(model="vae", dataset="cifar", epochs=1, latent=2, batch_size=64, lr=1e-3, api_name="/train")

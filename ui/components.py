@@ -1,0 +1,68 @@
+"""Gradio components that answer bad input with a sentence instead of a stack trace.
+
+Gradio's own Slider/Number compare the payload with their bounds before our handler
+runs, so a string from an API client raises a TypeError inside Gradio; its Image
+opens uploads with Pillow first, so a text file does the same. These subclasses turn
+both into `gr.Error` with a plain message.
+"""
+
+from __future__ import annotations
+
+import math
+
+import gradio as gr
+from PIL import Image as PILImage
+
+
+def _check_number(label: str | None, payload):
+    if payload is None or isinstance(payload, bool) or not isinstance(payload, int | float):
+        raise gr.Error(f"{label or 'This value'} must be a number, not {str(payload)[:40]!r}")
+    if not math.isfinite(payload):
+        raise gr.Error(f"{label or 'This value'} must be a finite number")
+
+
+class Slider(gr.Slider):
+    def preprocess(self, payload):
+        _check_number(self.label, payload)
+        return super().preprocess(payload)
+
+
+class Number(gr.Number):
+    def preprocess(self, payload):
+        _check_number(self.label, payload)
+        return super().preprocess(payload)
+
+
+class DigitImage(gr.Image):
+    """An upload box passing a file path on; unreadable files get a plain message."""
+
+    def __init__(self, label: str, **kwargs):
+        super().__init__(label=label, type="filepath", image_mode=None, format="png", height=180,
+                         sources=["upload", "clipboard"], **kwargs)
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except (OSError, ValueError, SyntaxError, PILImage.DecompressionBombError):
+            raise gr.Error("That file is not an image that can be read (try a PNG or JPEG of one digit).") from None
+
+
+def digit_input(label: str, elem_id: str, on_sketch) -> DigitImage:
+    """An upload box with a Draw tab beside it; a drawing becomes the box's picture."""
+    with gr.Tabs():
+        with gr.Tab("Upload"):
+            image = DigitImage(label, elem_id=elem_id)
+        with gr.Tab("Draw"):
+            sketch = gr.Sketchpad(
+                label=f"Draw {label.lower()} (it fills the upload box)", type="numpy", canvas_size=(280, 280),
+                brush=gr.Brush(colors=["#000000"], default_size=14, color_mode="fixed"), layers=False,
+                elem_id=f"{elem_id}-sketch", height=320,
+            )
+    sketch.change(on_sketch, sketch, image, api_visibility="private", concurrency_limit=None)
+    return image
+
+
+def grid_image(label: str, elem_id: str) -> gr.Image:
+    """An output grid shown as the exact PNG the API returns (pixelated when enlarged)."""
+    return gr.Image(label=label, format="png", type="numpy", elem_id=elem_id, elem_classes=["grid"],
+                    interactive=False, buttons=["download", "fullscreen"])

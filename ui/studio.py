@@ -1,0 +1,79 @@
+"""What the server holds for everyone: the active models and the one training run.
+
+Module-level state is shared by every browser on purpose here — the active models
+and the run are the server's — while per-browser choices live in gr.State.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from vae_core.checkpoint import load_checkpoint
+from vae_core.data import Dataset, load_dataset
+from vae_core.models import VAE, ModelConfig
+from vae_core.trainer import TrainConfig, Trainer
+
+from .live_run import LiveRun
+
+
+@dataclass
+class ActiveModel:
+    model: VAE
+    source: str
+    info: dict
+
+    def describe(self) -> str:
+        cfg = self.model.config
+        metrics = self.info.get("metrics") or {}
+        loss = f", test loss {metrics['test_loss']:.2f}" if "test_loss" in metrics else ""
+        note = " (offline 5k subset)" if self.info.get("dataset_note") else ""
+        return (f"**{cfg.kind.upper()}** from `{self.source}`: {cfg.arch}, latent {cfg.latent}, hidden {cfg.hidden}, "
+                f"{cfg.likelihood} likelihood, {self.info.get('epochs_trained', '?')} epochs on "
+                f"{self.info.get('dataset', '?')}{note}{loss}")
+
+
+class Studio:
+    def __init__(self, weights_dir: Path, runs_dir: Path):
+        self.runs_dir = runs_dir
+        self.models: dict[str, ActiveModel] = {}
+        for kind in ("vae", "cvae"):
+            ckpt = load_checkpoint(weights_dir / kind)
+            self.models[kind] = ActiveModel(ckpt.model, f"weights/{kind}", ckpt.info)
+        self.run: LiveRun | None = None
+        self._lock = threading.Lock()
+        self._datasets: dict[str, Dataset] = {}
+
+    def active(self, kind: str) -> ActiveModel:
+        return self.models[kind]
+
+    def test_data(self, name: str) -> Dataset:
+        if name not in self._datasets:
+            self._datasets[name] = load_dataset(name)
+        return self._datasets[name]
+
+    def start_run(self, model: ModelConfig, train: TrainConfig) -> tuple[LiveRun, bool]:
+        """Start a run unless one is going; either way return the run to watch and whether it is new."""
+        with self._lock:
+            if self.run is not None and self.run.running:
+                return self.run, False
+            run_dir = self.runs_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{model.kind}"
+            train.out = str(run_dir)
+            dataset = self._datasets.get(train.dataset)
+            trainer = Trainer(model, train, dataset)
+            self.run = LiveRun(trainer, model.kind, run_dir, self._activate)
+            trainer.start()
+            return self.run, True
+
+    def stop(self) -> bool:
+        run = self.run
+        if run is None or not run.running:
+            return False
+        run.trainer.stop()
+        return True
+
+    def _activate(self, run: LiveRun) -> None:
+        ckpt = load_checkpoint(run.run_dir)
+        self.models[run.kind] = ActiveModel(ckpt.model, f"runs/{run.run_dir.name}", ckpt.info)

@@ -1,0 +1,112 @@
+"""Looking inside a trained model: sample grids, traversals, interpolations, latent maps.
+
+Each function returns the picture as a uint8 grid (`images.to_grid`), so the app
+only has to show it. All randomness comes from an explicit seed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .images import to_grid
+from .models import VAE
+
+BASES = ("zero", "random", "image")
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(int(seed))
+
+
+@torch.no_grad()
+def sample_grid(model: VAE, n: int = 64, temperature: float = 1.0, seed: int = 0) -> np.ndarray:
+    """Decoded prior draws; a CVAE draws its class uniformly for each image."""
+    generator = _gen(seed)
+    labels = None
+    if model.conditional:
+        labels = torch.randint(0, model.config.n_classes, (n,), generator=generator)
+    return to_grid(model.sample(n, labels, temperature, generator))
+
+
+@torch.no_grad()
+def conditional_grid(model: VAE, digit: int, n: int = 64, seed: int = 0, temperature: float = 1.0) -> np.ndarray:
+    """n samples of one class from a CVAE."""
+    labels = torch.full((n,), int(digit))
+    return to_grid(model.sample(n, labels, temperature, _gen(seed)))
+
+
+@torch.no_grad()
+def all_classes_grid(model: VAE, styles: int = 8, seed: int = 0) -> np.ndarray:
+    """One row per class; each column keeps its latent code, so a column shows one style."""
+    images = model.class_rows(range(model.config.n_classes), styles, _gen(seed))
+    return to_grid(images, nrow=styles)
+
+
+@torch.no_grad()
+def traverse_grid(
+    model: VAE, span: float = 3.0, steps: int = 11, base: torch.Tensor | None = None, label: int = 0
+) -> np.ndarray:
+    """Row d varies latent dim d over [−span, span] around `base` (default the origin)."""
+    latent = model.config.latent
+    base = torch.zeros(latent) if base is None else base.reshape(latent)
+    values = torch.linspace(-span, span, steps)
+    z = base.repeat(latent * steps, 1).view(latent, steps, latent)
+    for d in range(latent):
+        z[d, :, d] = base[d] + values
+    labels = torch.full((latent * steps,), label) if model.conditional else None
+    return to_grid(model.sample(0, labels, z=z.view(-1, latent)), nrow=steps)
+
+
+@torch.no_grad()
+def random_code(model: VAE, seed: int) -> torch.Tensor:
+    return torch.randn(model.config.latent, generator=_gen(seed))
+
+
+@torch.no_grad()
+def encode_mean(model: VAE, x: torch.Tensor, label: int = 0) -> torch.Tensor:
+    """The posterior mean of one image (1, C, H, W)."""
+    labels = torch.tensor([label]) if model.conditional else None
+    return model.encode(x, labels)[0][0]
+
+
+@torch.no_grad()
+def reconstruction_pair(model: VAE, x: torch.Tensor, label: int = 0) -> np.ndarray:
+    """The input beside its reconstruction through the posterior mean."""
+    labels = torch.tensor([label]) if model.conditional else None
+    return to_grid(torch.cat([x, model.generate(x, labels)]))
+
+
+@torch.no_grad()
+def interpolation_grid(model: VAE, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 10) -> np.ndarray:
+    """Decodes the straight path between two posterior means, endpoints included."""
+    z_a, z_b = encode_mean(model, x_a), encode_mean(model, x_b)
+    t = torch.linspace(0, 1, steps).unsqueeze(1)
+    z = (1 - t) * z_a + t * z_b
+    labels = torch.zeros(steps, dtype=torch.long) if model.conditional else None
+    return to_grid(model.sample(0, labels, z=z), nrow=steps)
+
+
+@torch.no_grad()
+def latent_map(model: VAE, x: torch.Tensor, labels: torch.Tensor) -> tuple[np.ndarray, str]:
+    """2-D coordinates of the posterior means: the code itself, or its first two principal components."""
+    means = torch.cat([model.encode(x[i : i + 2000], labels[i : i + 2000])[0] for i in range(0, len(x), 2000)])
+    if means.shape[1] == 1:
+        return torch.cat([means, torch.zeros_like(means)], 1).numpy(), "z₁ (1-D latent)"
+    if means.shape[1] == 2:
+        return means.numpy(), "z₁, z₂"
+    centred = means - means.mean(0)
+    _, _, v = torch.linalg.svd(centred, full_matrices=False)
+    return (centred @ v[:2].T).numpy(), f"first two principal components of the {means.shape[1]}-D code"
+
+
+@torch.no_grad()
+def manifold_grid(model: VAE, n: int = 15, span: float = 2.0, label: int = 0) -> np.ndarray:
+    """Decodes an n×n grid over [−span, span]² of a 2-D latent space (top row: high z₂)."""
+    if model.config.latent != 2:
+        raise ValueError("the manifold grid needs a model with a 2-D latent space")
+    values = torch.linspace(-span, span, n)
+    z2, z1 = torch.meshgrid(values.flip(0), values, indexing="ij")
+    z = torch.stack([z1.reshape(-1), z2.reshape(-1)], 1)
+    labels = torch.full((n * n,), label) if model.conditional else None
+    return to_grid(model.sample(0, labels, z=z), nrow=n)
