@@ -26,7 +26,7 @@ from vae_core.losses import LIKELIHOODS
 HERE = Path(__file__).resolve().parent
 RUNS = Path(os.environ.get("VAE_STUDIO_RUNS", HERE / "runs"))
 CSS = """
-.grid img { image-rendering: pixelated; object-fit: contain; }
+.grid img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }
 .run-progress { display: flex; gap: 0.75em; align-items: center; }
 .run-progress progress { flex: 1; height: 1em; }
 """
@@ -65,8 +65,8 @@ def build() -> gr.Blocks:
                                               info="mse as in the seed; bernoulli = BCE-sum")
                         beta = Number(1.0, label="β (KL weight)", minimum=0, maximum=100)
                         kl_warmup = Number(0, label="KL warm-up (epochs)", minimum=0, maximum=500)
-                        epochs = Slider(1, 500, value=10, step=1, label="Epochs")
-                        batch_size = Slider(1, 4096, value=128, step=1, label="Batch size")
+                        epochs = Slider(1, 500, value=10, step=1, label="Epochs", elem_id="epochs")
+                        batch_size = Slider(1, 4096, value=128, step=1, label="Batch size", elem_id="batch-size")
                         lr = Number(1e-3, label="Learning rate", minimum=1e-6, maximum=1)
                         seed = Number(0, label="Seed", precision=0, minimum=0)
                         with gr.Row():
@@ -146,11 +146,14 @@ def build() -> gr.Blocks:
         train_outputs = [status, progress, loss_plot, parts_plot, grid, recon, download]
         train_inputs = [model, dataset, epochs, latent, batch_size, lr, arch, hidden, likelihood, beta, kl_warmup,
                         seed]
-        start.click(actions.train, train_inputs, train_outputs, api_name="train", **free).then(
+        # `seen` (per browser) is what this page already shows of the run, so that the
+        # stream and the timer never send the same update twice.
+        seen = gr.State(actions.NOT_SEEN)
+        start.click(actions.train, train_inputs, [*train_outputs, seen], api_name="train", **free).then(
             actions.active_models, None, models_md, api_visibility="private", **free)
         stop.click(actions.stop, None, status, api_name="stop", **free)
-        seen = gr.State(-1)
-        gr.Timer(1.0).tick(actions.poll, seen, [*train_outputs, seen], api_visibility="private", **free)
+        gr.Timer(actions.UPDATE_EVERY_S).tick(actions.poll, seen, [*train_outputs, seen],
+                                             api_visibility="private", **free)
         demo.load(actions.active_models, None, models_md, api_visibility="private", **free)
 
         sample_btn.click(gpu(actions.sample), [n, temperature, sample_seed], sample_out, api_name="sample",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import time
 
 import gradio as gr
 import numpy as np
@@ -177,14 +176,25 @@ def latent_map():
 
 
 # -- training --------------------------------------------------------------------------------
-def _outputs(snap: Snapshot):
-    return (snap.status, snap.progress_html, snap.loss_frame, snap.parts_frame, snap.grid, snap.reconstructions,
-            snap.download)
+UPDATE_EVERY_S = 1.0
+NOT_SEEN = (-1, -1)
+
+
+def _outputs(snap: Snapshot, seen: tuple[int, int]):
+    """The seven Train-tab outputs plus what this browser has now seen.
+
+    Pictures and the download are re-sent only when they changed: re-encoding two PNGs
+    for every loss update would cost more than the update itself.
+    """
+    fresh_pictures = snap.pictures != seen[1]
+    pictures = (snap.grid, snap.reconstructions, snap.download) if fresh_pictures else (gr.skip(),) * 3
+    return (snap.status, snap.progress_html, snap.loss_frame, snap.parts_frame, *pictures,
+            (snap.version, snap.pictures))
 
 
 def train(model="vae", dataset="mnist", epochs=10, latent=10, batch_size=128, lr=1e-3, arch="mlp", hidden=200,
           likelihood="mse", beta=1.0, kl_warmup=0.0, seed=0):
-    """Start a run (or join the one going) and stream its progress until it ends."""
+    """Start a run (or join the one going) and stream its progress, about once a second, until it ends."""
     try:
         model_config = ModelConfig(
             kind=choice("model", model, KINDS), arch=choice("arch", arch, ARCHS),
@@ -201,21 +211,23 @@ def train(model="vae", dataset="mnist", epochs=10, latent=10, batch_size=128, lr
     except ValueError as exc:
         raise gr.Error(str(exc)) from None
     run, started = studio().start_run(model_config, train_config)
-    version = -1
+    seen = NOT_SEEN
     if not started:
         busy = "A run is in progress: showing its live progress instead. Press Stop to end it, or wait for it."
         gr.Info(busy)
         snap = run.snapshot()
-        version = snap.version
-        yield (f"{busy}\n\n{snap.status}", *_outputs(snap)[1:])
+        first = _outputs(snap, seen)
+        seen = first[-1]
+        yield (f"{busy}\n\n{snap.status}", *first[1:])
     while True:
         snap = run.snapshot()
-        if snap.version != version:
-            version = snap.version
-            yield _outputs(snap)
+        if (snap.version, snap.pictures) != seen:
+            update = _outputs(snap, seen)
+            seen = update[-1]
+            yield update
         if snap.finished is not None:
             return
-        time.sleep(0.2)
+        run.wait(UPDATE_EVERY_S)
 
 
 def stop() -> str:
@@ -225,15 +237,13 @@ def stop() -> str:
     return "No run is in progress."
 
 
-def poll(seen: int):
+def poll(seen):
     """The 1 s timer: any browser, including one that never pressed Start, sees the current run."""
     run = studio().run
-    if run is None:
-        return (gr.skip(),) * 7 + (seen,)
-    snap = run.snapshot()
-    if snap.version == seen:
-        return (gr.skip(),) * 7 + (seen,)
-    return (*_outputs(snap), snap.version)
+    seen = tuple(seen) if seen else NOT_SEEN
+    if run is None or (snap := run.snapshot()).version == seen[0]:
+        return (gr.skip(),) * 8
+    return _outputs(snap, seen)
 
 
 def active_models() -> str:

@@ -36,9 +36,8 @@ class Number(gr.Number):
 class DigitImage(gr.Image):
     """An upload box passing a file path on; unreadable files get a plain message."""
 
-    def __init__(self, label: str, **kwargs):
-        super().__init__(label=label, type="filepath", image_mode=None, format="png", height=180,
-                         sources=["upload", "clipboard"], **kwargs)
+    def get_block_name(self) -> str:
+        return "image"  # the browser draws it with Gradio's own image component
 
     def preprocess(self, payload):
         try:
@@ -51,10 +50,12 @@ def digit_input(label: str, elem_id: str, on_sketch) -> DigitImage:
     """An upload box with a Draw tab beside it; a drawing becomes the box's picture."""
     with gr.Tabs():
         with gr.Tab("Upload"):
-            image = DigitImage(label, elem_id=elem_id)
+            image = DigitImage(label=label, type="filepath", image_mode=None, format="png", height=200,
+                               sources=["upload", "clipboard"], elem_id=elem_id)
         with gr.Tab("Draw"):
             sketch = gr.Sketchpad(
-                label=f"Draw {label.lower()} (it fills the upload box)", type="numpy", canvas_size=(280, 280),
+                label=f"Draw {label.lower()}: pick the brush, draw, and it fills the upload box",
+                type="numpy", canvas_size=(280, 280),
                 brush=gr.Brush(colors=["#000000"], default_size=14, color_mode="fixed"), layers=False,
                 elem_id=f"{elem_id}-sketch", height=320,
             )
@@ -62,7 +63,7 @@ def digit_input(label: str, elem_id: str, on_sketch) -> DigitImage:
     return image
 
 
-def grid_image(label: str, elem_id: str) -> gr.Image:
+def grid_image(label: str, elem_id: str, height: int = 380) -> gr.Image:
     """An output grid shown as the exact PNG the API returns (pixelated when enlarged)."""
     return gr.Image(label=label, format="png", type="numpy", elem_id=elem_id, elem_classes=["grid"],
-                    interactive=False, buttons=["download", "fullscreen"])
+                    interactive=False, buttons=["download", "fullscreen"], height=height)

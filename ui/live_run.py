@@ -26,6 +26,7 @@ PLOT_COLUMNS = ["epoch", "nats", "series"]
 @dataclass
 class Snapshot:
     version: int
+    pictures: int
     status: str
     progress_html: str
     loss_frame: pd.DataFrame
@@ -54,6 +55,7 @@ class LiveRun:
     download: str | None = None
     finished: dict | None = None
     version: int = 0
+    pictures: int = 0
     first_epoch: int = 1
     epochs: int = 1
 
@@ -82,6 +84,7 @@ class LiveRun:
             download = None
         with self._lock:
             self.download = download
+            self.pictures += 1
             self.finished = event
             self.status = self._final_text(event)
             self.version += 1
@@ -93,7 +96,7 @@ class LiveRun:
     def snapshot(self) -> Snapshot:
         with self._lock:
             return Snapshot(
-                self.version, self._status_text(), self._progress_html(),
+                self.version, self.pictures, self._status_text(), self._progress_html(),
                 _frame(self.loss_rows), _frame(self.part_rows), self.grid, self.reconstructions, self.download,
                 self.finished,
             )
@@ -120,6 +123,7 @@ class LiveRun:
             self.loss_rows.append((x, event["test_loss"], "test loss"))
             self.part_rows += [(x, event["recon"], "recon (test)"), (x, event["kl"], "KL (test)")]
             self.grid, self.reconstructions = event["grid"], event["reconstructions"]
+            self.pictures += 1
             self.speed = event["samples_per_s"]
             self.status = f"Epoch {event['epoch']}/{event['epochs']}: test loss {event['test_loss']:.2f} " \
                           f"(recon {event['recon']:.2f} + KL {event['kl']:.2f}) nats per image"
