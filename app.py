@@ -18,7 +18,7 @@ import gradio as gr
 
 from ui import actions
 from ui.components import Number, Slider, digit_input, grid_image
-from ui.live_run import empty_frame
+from ui.live_run import LOSS_SERIES, PART_SERIES, plot_frame
 from ui.studio import Studio
 from vae_core.data import DATASETS
 from vae_core.losses import LIKELIHOODS
@@ -75,9 +75,9 @@ def build() -> gr.Blocks:
                     with gr.Column(scale=2):
                         status = gr.Markdown("No run yet: pick settings and press Start.", elem_id="run-status")
                         progress = gr.HTML(elem_id="run-progress")
-                        loss_plot = gr.LinePlot(empty_frame(), x="epoch", y="nats", color="series",
+                        loss_plot = gr.LinePlot(plot_frame([], LOSS_SERIES), x="epoch", y="nats", color="series",
                                                 title="Loss per image (nats)", elem_id="loss-plot", height=260)
-                        parts_plot = gr.LinePlot(empty_frame(), x="epoch", y="nats", color="series",
+                        parts_plot = gr.LinePlot(plot_frame([], PART_SERIES), x="epoch", y="nats", color="series",
                                                  title="Reconstruction and KL terms", elem_id="parts-plot", height=260)
                         with gr.Row():
                             grid = grid_image("Samples (every epoch)", "train-grid")

@@ -21,6 +21,8 @@ from vae_core.trainer import Trainer
 
 MAX_POINTS_PER_SERIES = 400
 PLOT_COLUMNS = ["epoch", "nats", "series"]
+LOSS_SERIES = ("train loss", "test loss")
+PART_SERIES = ("recon (train)", "KL (train)", "recon (test)", "KL (test)")
 
 
 @dataclass
@@ -97,8 +99,8 @@ class LiveRun:
         with self._lock:
             return Snapshot(
                 self.version, self.pictures, self._status_text(), self._progress_html(),
-                _frame(self.loss_rows), _frame(self.part_rows), self.grid, self.reconstructions, self.download,
-                self.finished,
+                plot_frame(self.loss_rows, LOSS_SERIES), plot_frame(self.part_rows, PART_SERIES),
+                self.grid, self.reconstructions, self.download, self.finished,
             )
 
     @property
@@ -164,18 +166,15 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
-def _frame(rows: list) -> pd.DataFrame:
-    """Long format for gr.LinePlot, each series thinned to at most MAX_POINTS_PER_SERIES points."""
-    frame = pd.DataFrame(rows, columns=PLOT_COLUMNS)
-    if frame.empty:
-        return frame
+def plot_frame(rows: list, series: tuple[str, ...]) -> pd.DataFrame:
+    """Long format for gr.LinePlot, each series thinned to at most MAX_POINTS_PER_SERIES points.
+
+    One NaN row per series leads the frame: a plot that first sees no series never
+    draws the lines of later updates (Gradio 6.31), and a NaN point draws nothing.
+    """
+    frame = pd.DataFrame([(0.0, float("nan"), name) for name in series] + rows, columns=PLOT_COLUMNS)
     thinned = []
     for _, group in frame.groupby("series", sort=False):
         step = max(1, len(group) // MAX_POINTS_PER_SERIES)
         thinned.append(group.iloc[::-1].iloc[::step].iloc[::-1])
     return pd.concat(thinned, ignore_index=True)
-
-
-def empty_frame() -> pd.DataFrame:
-    return pd.DataFrame({"epoch": pd.Series(dtype=float), "nats": pd.Series(dtype=float),
-                         "series": pd.Series(dtype=str)})
