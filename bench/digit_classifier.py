@@ -2,8 +2,9 @@
 
 Trains a small CNN on real MNIST digits (the training split of the data in use;
 the offline subset here), reports its accuracy on held-out real digits, then
-classifies `--per-digit` samples of every class from a CVAE checkpoint. The CNN
-never sees a generated image while it learns. Prints one JSON line.
+classifies `--per-digit` samples of every class from each CVAE checkpoint. The CNN
+never sees a generated image while it learns; its weights are kept beside this
+script (safetensors) so later runs judge with the same CNN. Prints one JSON line.
 
     python bench/digit_classifier.py weights/cvae [more checkpoints…] [--per-digit 100] [--seed 0]
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -66,13 +68,21 @@ def main() -> None:
     parser.add_argument("--per-digit", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--classifier", default=str(Path(__file__).with_name("digit_classifier.safetensors")),
+                        help="weights of the judge: read if present, else trained and written here")
     args = parser.parse_args()
 
     data = load_dataset("mnist")
     train_x, train_y = data.tensors("train")
     test_x, test_y = data.tensors("test")
     started = time.perf_counter()
-    judge = train_classifier(train_x, train_y, args.epochs, args.seed)
+    if Path(args.classifier).is_file():
+        judge = make_classifier()
+        judge.load_state_dict(load_file(args.classifier))
+        judge.eval()
+    else:
+        judge = train_classifier(train_x, train_y, args.epochs, args.seed)
+        save_file(judge.state_dict(), args.classifier)
     real_acc = accuracy(judge, test_x, test_y)
 
     results = {}

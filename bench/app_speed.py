@@ -1,0 +1,98 @@
+"""What the app costs on top of vae_core. Prints one JSON line.
+
+1. Training throughput of the same run (seed VAE, Fashion-MNIST, 3 epochs) started
+   through the app's /train endpoint and through the CLI, both in this run.
+2. /sample (64 images) latency over 50 gradio_client calls, beside Gradio's floor:
+   an endpoint in the same server returning a fixed picture of the same size through
+   the same kind of component, so queue, transport and PNG encoding are in both.
+
+    python bench/app_speed.py [--calls 50] [--epochs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import gradio as gr  # noqa: E402
+from gradio_client import Client  # noqa: E402
+
+import app  # noqa: E402
+from ui import actions  # noqa: E402
+from ui.studio import Studio  # noqa: E402
+
+
+def steady_speed(history: list[dict]) -> float:
+    """Mean images/s over the epochs after the first (which pays one-off warm-up)."""
+    speeds = [e["samples_per_s"] for e in history]
+    return float(np.mean(speeds[1:] if len(speeds) > 1 else speeds))
+
+
+def percentiles(seconds: list[float]) -> dict:
+    ms = np.array(seconds) * 1000
+    return {"p50_ms": round(float(np.percentile(ms, 50)), 1), "p99_ms": round(float(np.percentile(ms, 99)), 1)}
+
+
+def timed_calls(client: Client, calls: int, **kwargs) -> list[float]:
+    client.predict(**kwargs)  # warm-up
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        client.predict(**kwargs)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--calls", type=int, default=50)
+    parser.add_argument("--epochs", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = Path(tmp) / "runs"
+        actions.STUDIO = Studio(ROOT / "weights", runs)
+        demo = app.build()
+        fixed = np.asarray(actions.sample(64, 1.0, 0))
+        with demo:
+            floor_btn = gr.Button(visible=False)
+            floor_out = gr.Image(format="png", type="numpy", visible=False)
+            floor_btn.click(lambda: fixed, None, floor_out, api_name="floor")
+        demo.launch(prevent_thread_lock=True, quiet=True)
+        client = Client(demo.local_url, verbose=False)
+
+        client.predict(model="vae", dataset="fashion-mnist", epochs=args.epochs, latent=10, batch_size=128,
+                       lr=1e-3, api_name="/train")
+        app_history = json.loads(next(runs.glob("*/config.json")).read_text())["history"]
+
+        sample = timed_calls(client, args.calls, n=64, temperature=1.0, seed=0, api_name="/sample")
+        floor = timed_calls(client, args.calls, api_name="/floor")
+        demo.close()
+
+        cli = subprocess.run(
+            [sys.executable, "-m", "vae_core", "train", "--dataset", "fashion-mnist", "--epochs", str(args.epochs),
+             "--out", str(Path(tmp) / "cli"), "--json"], capture_output=True, text=True, cwd=ROOT, check=True)
+        cli_history = [e for e in map(json.loads, cli.stdout.splitlines()) if e["event"] == "epoch"]
+
+    app_speed, cli_speed = steady_speed(app_history), steady_speed(cli_history)
+    sample_p, floor_p = percentiles(sample), percentiles(floor)
+    print(json.dumps({
+        "train_images_per_s_app": round(app_speed), "train_images_per_s_cli": round(cli_speed),
+        "app_slower_pct": round(100 * (1 - app_speed / cli_speed), 1),
+        "sample64": sample_p, "floor": floor_p,
+        "sample_minus_floor_p50_ms": round(sample_p["p50_ms"] - floor_p["p50_ms"], 1),
+        "calls": args.calls, "epochs": args.epochs,
+    }))
+
+
+if __name__ == "__main__":
+    main()
