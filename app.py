@@ -20,6 +20,7 @@ from ui import actions
 from ui.components import Number, Slider, digit_input, grid_image
 from ui.live_run import LOSS_SERIES, PART_SERIES, plot_frame
 from ui.studio import Studio
+from vae_core.checkpoint import CheckpointError
 from vae_core.data import DATASETS
 from vae_core.losses import LIKELIHOODS
 
@@ -189,7 +190,10 @@ def main() -> None:
     parser.add_argument("--share", action="store_true", help="also ask Gradio for a public share link")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    actions.STUDIO = Studio(HERE / "weights", RUNS)
+    try:
+        actions.STUDIO = Studio(HERE / "weights", RUNS)
+    except CheckpointError as exc:
+        raise SystemExit(f"error: cannot open the pretrained weights: {exc}. See weights/README.md.") from None
     demo = build()
     share = args.share and share_reachable()
     if args.share and not share:

@@ -1,7 +1,8 @@
 """What the app costs on top of vae_core. Prints one JSON line.
 
 1. Training throughput of the same run (seed VAE, Fashion-MNIST, 3 epochs) started
-   through the app's /train endpoint and through the CLI, both in this run.
+   through the app's /train endpoint and through the CLI, alternating, `--repeats`
+   times each; medians are compared (this 2-core machine varies ±15 % run to run).
 2. /sample (64 images) latency over 50 gradio_client calls, beside Gradio's floor:
    an endpoint in the same server returning a fixed picture of the same size through
    the same kind of component, so queue, transport and PNG encoding are in both.
@@ -57,6 +58,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=50)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         runs = Path(tmp) / "runs"
@@ -70,26 +72,32 @@ def main() -> None:
         demo.launch(prevent_thread_lock=True, quiet=True)
         client = Client(demo.local_url, verbose=False)
 
-        client.predict(model="vae", dataset="fashion-mnist", epochs=args.epochs, latent=10, batch_size=128,
-                       lr=1e-3, api_name="/train")
-        app_history = json.loads(next(runs.glob("*/config.json")).read_text())["history"]
-
         sample = timed_calls(client, args.calls, n=64, temperature=1.0, seed=0, api_name="/sample")
         floor = timed_calls(client, args.calls, api_name="/floor")
+
+        app_speeds, cli_speeds = [], []
+        for _ in range(args.repeats):
+            client.predict(model="vae", dataset="fashion-mnist", epochs=args.epochs, latent=10, batch_size=128,
+                           lr=1e-3, api_name="/train")
+            newest = max(runs.glob("*/config.json"), key=lambda p: p.stat().st_mtime)
+            app_speeds.append(steady_speed(json.loads(newest.read_text())["history"]))
+            cli = subprocess.run(
+                [sys.executable, "-m", "vae_core", "train", "--dataset", "fashion-mnist", "--epochs",
+                 str(args.epochs), "--out", str(Path(tmp) / "cli"), "--json"],
+                capture_output=True, text=True, cwd=ROOT, check=True)
+            cli_speeds.append(steady_speed([e for e in map(json.loads, cli.stdout.splitlines())
+                                            if e["event"] == "epoch"]))
+            time.sleep(1.1)  # run folders are named by the second
         demo.close()
 
-        cli = subprocess.run(
-            [sys.executable, "-m", "vae_core", "train", "--dataset", "fashion-mnist", "--epochs", str(args.epochs),
-             "--out", str(Path(tmp) / "cli"), "--json"], capture_output=True, text=True, cwd=ROOT, check=True)
-        cli_history = [e for e in map(json.loads, cli.stdout.splitlines()) if e["event"] == "epoch"]
-
-    app_speed, cli_speed = steady_speed(app_history), steady_speed(cli_history)
+    app_speed, cli_speed = float(np.median(app_speeds)), float(np.median(cli_speeds))
     sample_p, floor_p = percentiles(sample), percentiles(floor)
     print(json.dumps({
         "train_images_per_s_app": round(app_speed), "train_images_per_s_cli": round(cli_speed),
         "app_slower_pct": round(100 * (1 - app_speed / cli_speed), 1),
         "sample64": sample_p, "floor": floor_p,
         "sample_minus_floor_p50_ms": round(sample_p["p50_ms"] - floor_p["p50_ms"], 1),
+        "app_runs": [round(v) for v in app_speeds], "cli_runs": [round(v) for v in cli_speeds],
         "calls": args.calls, "epochs": args.epochs,
     }))
 

@@ -3,7 +3,8 @@
 Both train the example's model (784-400-20, Bernoulli, Adam 1e-3, batch 128) for one
 epoch of Fashion-MNIST. The example reads through torchvision's dataset and a
 DataLoader(ToTensor()); vae_core keeps the data as one tensor on the device.
-Prints one JSON line.
+The two alternate `--repeats` times and medians are compared (this 2-core machine
+varies ±15 % from run to run). Prints one JSON line.
 
     python bench/train_speed.py [--device cpu|cuda] [--data-root /usr/share/datasets/fashion-mnist]
 """
@@ -14,6 +15,7 @@ import argparse
 import gzip
 import json
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -124,11 +126,18 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--data-root", default="/usr/share/datasets/fashion-mnist")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     device = torch.device(args.device)
+    examples, ourses = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        example = run_example(torchvision_root(Path(args.data_root), Path(tmp)), device, args.seed)
-    ours = run_vae_core(Path(args.data_root), args.device, args.seed)
+        root = torchvision_root(Path(args.data_root), Path(tmp))
+        for _ in range(args.repeats):
+            examples.append(run_example(root, device, args.seed))
+            ourses.append(run_vae_core(Path(args.data_root), args.device, args.seed))
+    example, ours = (
+        {key: statistics.median(run[key] for run in runs) for key in ("images_per_s", "test_loss")}
+        for runs in (examples, ourses))
     print(json.dumps({
         "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu x{torch.get_num_threads()}",
         "example_images_per_s": round(example["images_per_s"]),
@@ -137,6 +146,8 @@ def main() -> None:
         "example_test_loss": round(example["test_loss"], 2),
         "vae_core_test_loss": round(ours["test_loss"], 2),
         "test_loss_diff_pct": round(100 * (ours["test_loss"] / example["test_loss"] - 1), 2),
+        "example_runs": [round(r["images_per_s"]) for r in examples],
+        "vae_core_runs": [round(r["images_per_s"]) for r in ourses],
     }))
 
 

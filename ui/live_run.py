@@ -6,6 +6,7 @@ number of browsers (or none) can watch, and a browser that closes changes nothin
 
 from __future__ import annotations
 
+import logging
 import queue
 import shutil
 import threading
@@ -19,6 +20,7 @@ import pandas as pd
 
 from vae_core.trainer import Trainer
 
+log = logging.getLogger("vae_studio")
 MAX_POINTS_PER_SERIES = 400
 PLOT_COLUMNS = ["epoch", "nats", "series"]
 LOSS_SERIES = ("train loss", "test loss")
@@ -79,11 +81,15 @@ class LiveRun:
                 return
 
     def _finish(self, event: dict) -> None:
+        download = None
         if event.get("checkpoint"):
-            download = shutil.make_archive(str(self.run_dir), "zip", self.run_dir)
-            self.on_finish(self)
-        else:
-            download = None
+            try:
+                download = shutil.make_archive(str(self.run_dir), "zip", self.run_dir)
+                self.on_finish(self)
+            except Exception as exc:  # noqa: BLE001 - the run must still end, and say why
+                log.exception("could not activate the finished run")
+                event = {**event, "event": "error", "checkpoint": None,
+                         "message": f"{event['message']} But its checkpoint could not be loaded ({exc})."}
         with self._lock:
             self.download = download
             self.pictures += 1
