@@ -1,5 +1,6 @@
 """A person's visit: real Chromium on the real server. Screenshots go to test-artifacts/."""
 
+import re
 import shutil
 from pathlib import Path
 
@@ -39,7 +40,9 @@ def wait_for_image(page, elem_id, timeout=30_000):
 def test_every_tab_opens_and_answers(page):
     from playwright.sync_api import expect
 
-    expect(page.locator("#active-models")).to_contain_text("weights/vae", timeout=20_000)
+    # weights/… at first launch, runs/… once a test has trained (the server is shared)
+    expect(page.locator("#active-models")).to_contain_text(re.compile(r"VAE from (weights|runs)/"), timeout=20_000)
+    expect(page.locator("#active-models")).to_contain_text(re.compile(r"CVAE from (weights|runs)/"))
     for name in TABS:
         open_tab(page, name)
         page.wait_for_timeout(300)

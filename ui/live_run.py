@@ -64,6 +64,7 @@ class LiveRun:
     epochs: int = 1
 
     def __post_init__(self) -> None:
+        self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
         self._ended = threading.Event()
         events = self.trainer.subscribe()
@@ -102,12 +103,15 @@ class LiveRun:
         return self._ended.wait(timeout)
 
     def snapshot(self) -> Snapshot:
+        """The run as it stands; rebuilt only when an event arrived since the last look."""
         with self._lock:
-            return Snapshot(
-                self.version, self.pictures, self._status_text(), self._progress_html(),
-                plot_frame(self.loss_rows, LOSS_SERIES), plot_frame(self.part_rows, PART_SERIES),
-                self.grid, self.reconstructions, self.download, self.finished,
-            )
+            if self._snapshot is None or self._snapshot.version != self.version:
+                self._snapshot = Snapshot(
+                    self.version, self.pictures, self._status_text(), self._progress_html(),
+                    plot_frame(self.loss_rows, LOSS_SERIES), plot_frame(self.part_rows, PART_SERIES),
+                    self.grid, self.reconstructions, self.download, self.finished,
+                )
+            return self._snapshot
 
     @property
     def running(self) -> bool:
