@@ -197,14 +197,17 @@ def main() -> None:
     demo = build()
     share = args.share and share_reachable()
     if args.share and not share:
-        print("Share link unavailable: Gradio's share server cannot be reached (no network); serving locally only.")
+        print("Share link unavailable: Gradio's share server cannot be reached (no network); serving locally only.",
+              flush=True)
     demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
-        share=share, show_error=True, css=CSS, max_file_size="10mb", prevent_thread_lock=True,
+        share=share, show_error=True, css=CSS, max_file_size="10mb", prevent_thread_lock=True, quiet=True,
     )
-    if share and not demo.share_url:
-        print("Share link unavailable: Gradio could not open the tunnel; serving locally only.")
+    print(f"VAE Studio is running on {demo.local_url}", flush=True)
+    if share:
+        print(f"Public share link: {demo.share_url}" if demo.share_url else
+              "Share link unavailable: Gradio could not open the tunnel; serving locally only.", flush=True)
     demo.block_thread()
 
 

@@ -27,55 +27,12 @@ def subprocess_env() -> dict:
     return env
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """`python app.py` as a user runs it, on a free port, with its runs in a temp folder."""
-
-    def __init__(self, runs_dir: Path, log_path: Path):
-        import subprocess
-        import time
-        import urllib.request
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.runs_dir = runs_dir
-        env = subprocess_env() | {"GRADIO_SERVER_PORT": str(self.port), "VAE_STUDIO_RUNS": str(runs_dir),
-                                  "GRADIO_ANALYTICS_ENABLED": "False"}
-        self.log = open(log_path, "w")
-        self.process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=self.log,
-                                        stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"app.py exited with {self.process.returncode}: {log_path.read_text()[-2000:]}")
-            try:
-                urllib.request.urlopen(self.url, timeout=2)
-                return
-            except OSError:
-                time.sleep(0.5)
-        self.close()
-        raise RuntimeError("app.py did not answer within 90 s")
-
-    def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except Exception:
-            self.process.kill()
-        self.log.close()
-
-
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
+    from appserver import Server
+
     folder = tmp_path_factory.mktemp("server")
-    srv = Server(folder / "runs", folder / "app.log")
+    srv = Server(folder / "runs", folder / "app.log", subprocess_env())
     yield srv
     srv.close()
 

@@ -143,3 +143,46 @@ def test_bad_training_settings_are_refused_plainly(client):
         client.predict(model="vae", dataset="mnist", epochs=1, latent=0, batch_size=64, lr=1e-3, api_name="/train")
     with pytest.raises(Exception, match="not in the list of choices"):
         client.predict(model="vae", dataset="cifar", epochs=1, latent=2, batch_size=64, lr=1e-3, api_name="/train")
+
+
+def test_a_closed_browser_does_not_end_the_run_and_an_early_stop_keeps_the_old_model(client):
+    job = client.submit(model="vae", dataset="mnist", epochs=2, latent=5, batch_size=64, lr=1e-3, api_name="/train")
+    deadline = time.monotonic() + 60
+    while not job.outputs() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    job.cancel()  # what closing the tab does to its stream
+    follower = client.submit(model="vae", dataset="mnist", epochs=1, latent=2, batch_size=64, lr=1e-3,
+                             api_name="/train")
+    follower.result(timeout=120)
+    assert follower.outputs()[0][0].lower().startswith("a run is in progress")
+    assert follower.outputs()[-1][0].startswith("✅ Done")  # the abandoned run went on to the end
+    assert grid(client.predict(span=1.0, steps=2, seed=0, api_name="/traverse")).shape == tiles(5, 2)
+
+    before = grid(client.predict(n=8, seed=1, api_name="/sample"))
+    early = client.submit(model="vae", dataset="mnist", epochs=5, latent=7, batch_size=1, lr=1e-3,
+                          api_name="/train")
+    while not early.outputs() and time.monotonic() < deadline + 60:
+        time.sleep(0.1)
+    client.predict(api_name="/stop")
+    client.predict(api_name="/stop")  # twice is harmless
+    early.result(timeout=30)
+    assert "No epoch had finished" in early.outputs()[-1][0]
+    assert np.array_equal(before, grid(client.predict(n=8, seed=1, api_name="/sample")))  # nothing replaced
+
+
+def test_share_without_network_says_so_in_one_line_and_serves_locally(tmp_path):
+    from appserver import Server
+    from conftest import subprocess_env
+
+    server = Server(tmp_path / "runs", tmp_path / "share.log", subprocess_env(), ("--share",))
+    try:
+        time.sleep(1)
+        lines = (tmp_path / "share.log").read_text().splitlines()
+        share_lines = [line for line in lines if "share" in line.lower()]
+        assert share_lines == [
+            "Share link unavailable: Gradio's share server cannot be reached (no network); serving locally only."]
+        from gradio_client import Client
+
+        assert grid(Client(server.url, verbose=False).predict(n=4, api_name="/sample")).shape == tiles(1, 4)
+    finally:
+        server.close()
