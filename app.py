@@ -171,9 +171,10 @@ def build() -> gr.Blocks:
         pick_btn.click(actions.random_test_digits, None, [image_a, image_b], api_visibility="private", **sampling)
         map_btn.click(gpu(actions.latent_map), None, [scatter, manifold, map_text], api_name="latent_map",
                       **sampling)
-    # max_size: past 64 waiting requests a caller is told at once that the server is busy
-    # instead of waiting behind a queue it cannot see the end of.
-    demo.queue(max_size=64)
+    # max_size: past 64 waiting requests a caller is told at once ("Queue is full! Please
+    # try again.") instead of waiting behind a queue it cannot see the end of. With 2
+    # sampling slots at ~0.25 s a call, 64 waiting is a 10 s wait at worst.
+    demo.queue(max_size=int(os.environ.get("VAE_STUDIO_QUEUE_SIZE", "64")))
     return demo
 
 

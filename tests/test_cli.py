@@ -90,3 +90,23 @@ def test_digit_is_refused_for_a_vae(tmp_path):
     assert cli("train", "--epochs", "1", "--out", out).returncode == 0
     result = cli("sample", out, "--digit", "3", "--png", tmp_path / "g.png")
     assert result.returncode == 2 and "only applies to a CVAE" in result.stderr
+
+
+def test_out_of_memory_is_a_clear_error_not_a_crash(tmp_path):
+    import resource
+
+    from vae_core.data import DEBIAN_FASHION
+
+    if not DEBIAN_FASHION.is_dir():
+        pytest.skip("needs Debian's Fashion-MNIST for batches big enough to run out of memory")
+
+    def six_gigabytes():
+        resource.setrlimit(resource.RLIMIT_AS, (6 * 10**9, 6 * 10**9))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "vae_core", "train", "--dataset", "fashion-mnist", "--hidden", "8192",
+         "--batch-size", "65536", "--epochs", "1", "--out", str(tmp_path / "ck")],
+        capture_output=True, text=True, cwd=ROOT, env=subprocess_env(), timeout=180, preexec_fn=six_gigabytes)
+    assert result.returncode == 1
+    assert "out of memory with batch size 65536: lower the batch size" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -45,6 +45,8 @@ def save_checkpoint(path: str | os.PathLike, model: VAE, optimizer: torch.optim.
     """Write the checkpoint folder atomically; `info` goes into config.json beside the model config."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a writer that was killed
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:

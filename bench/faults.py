@@ -1,0 +1,158 @@
+"""Fault figures: NaN runs, stop latency, SIGKILL during checkpoint writes, a full queue,
+and bad input through the API. Prints one JSON line.
+
+    python bench/faults.py [--kills 100] [--stops 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from appserver import Server  # noqa: E402
+from faultlib import kill_during_writes  # noqa: E402
+from gradio_client import Client, handle_file  # noqa: E402
+
+from vae_core.checkpoint import load_checkpoint  # noqa: E402
+from vae_core.data import load_offline_subset  # noqa: E402
+from vae_core.models import ModelConfig  # noqa: E402
+from vae_core.trainer import TrainConfig, Trainer  # noqa: E402
+
+
+def nan_run(data, tmp: Path) -> dict:
+    out = tmp / "nan"
+    Trainer(ModelConfig(), TrainConfig(epochs=1, out=str(out)), data).start().join()
+    started = time.monotonic()
+    trainer = Trainer(ModelConfig(), TrainConfig(epochs=5, lr=100.0, out=str(out), resume=str(out)), data).start()
+    final = list(trainer.events())[-1]
+    return {"event": final["event"], "seconds_to_stop": round(time.monotonic() - started, 2),
+            "message": final["message"], "good_checkpoint_loads": load_checkpoint(out).info["epochs_trained"] == 1}
+
+
+def stop_latencies(data, trials: int) -> list[float]:
+    latencies = []
+    for _ in range(trials):
+        trainer = Trainer(ModelConfig(), TrainConfig(epochs=50, batch_size=4), data).start()
+        q = trainer.subscribe()
+        while q.get(timeout=60)["event"] != "step":
+            pass
+        asked = time.monotonic()
+        trainer.stop()
+        while q.get(timeout=10)["event"] != "stopped":
+            pass
+        latencies.append(time.monotonic() - asked)
+        trainer.join()
+    return latencies
+
+
+def full_queue(tmp: Path, requests: int = 40) -> dict:
+    """A server with room for 2 waiting requests, hit by `requests` at once."""
+    import os
+
+    server = Server(tmp / "runs-q", tmp / "q.log", dict(os.environ) | {"VAE_STUDIO_QUEUE_SIZE": "2"})
+    answers: list = []
+    together = threading.Barrier(requests)
+
+    def call():
+        client = Client(server.url, verbose=False)
+        together.wait()  # connect first, then all ask at once: the timing is the answer's alone
+        started = time.perf_counter()
+        try:
+            client.predict(n=400, api_name="/sample")
+            answers.append(("ok", time.perf_counter() - started))
+        except Exception as exc:  # noqa: BLE001
+            answers.append((str(exc), time.perf_counter() - started))
+
+    try:
+        threads = [threading.Thread(target=call) for _ in range(requests)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        server.close()
+    busy = [s for text, s in answers if "Queue is full" in text]
+    return {"requests": requests, "served": sum(text == "ok" for text, _ in answers), "told_busy": len(busy),
+            "other_errors": sorted({text[:80] for text, _ in answers if text != "ok" and "Queue is full" not in text}),
+            "busy_answer_max_s": round(max(busy), 2) if busy else None}
+
+
+def bad_inputs(tmp: Path) -> dict:
+    """Each bad request and the one sentence it got back; the server must answer the next call."""
+    text = tmp / "notes.png"
+    text.write_text("not a picture")
+    huge = tmp / "huge.png"
+    Image.new("L", (6000, 4000)).save(huge)
+    cut = tmp / "cut.png"
+    Image.new("L", (28, 28), 255).save(cut)
+    cut.write_bytes(cut.read_bytes()[:30])
+    archive = tmp / "digits.zip"
+    import zipfile
+
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("a.txt", "x")
+    cases = {
+        "n=0": dict(n=0, api_name="/sample"), "n=1000": dict(n=1000, api_name="/sample"),
+        "n='lots'": dict(n="lots", api_name="/sample"), "temperature=-1": dict(temperature=-1, api_name="/sample"),
+        "digit=12": dict(digit=12, api_name="/conditional"), "steps=80": dict(steps=80, api_name="/traverse"),
+        "text file": dict(image=handle_file(text), api_name="/reconstruct"),
+        "zip file": dict(image=handle_file(archive), api_name="/reconstruct"),
+        "truncated png": dict(image=handle_file(cut), api_name="/reconstruct"),
+        "24-megapixel png": dict(image=handle_file(huge), api_name="/reconstruct"),
+        "latent=0": dict(model="vae", dataset="mnist", epochs=1, latent=0, batch_size=8, lr=1e-3, api_name="/train"),
+    }
+    server = Server(tmp / "runs-b", tmp / "b.log")
+    answers = {}
+    try:
+        client = Client(server.url, verbose=False)
+        for name, kwargs in cases.items():
+            try:
+                client.predict(**kwargs)
+                answers[name] = "ACCEPTED"
+            except Exception as exc:  # noqa: BLE001
+                answers[name] = str(exc)[:120]
+            client.predict(n=4, api_name="/sample")  # still serving
+    finally:
+        server.close()
+    log = (tmp / "b.log").read_text()
+    return {"answers": answers, "tracebacks_in_server_log": log.count("Traceback")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--kills", type=int, default=100)
+    parser.add_argument("--stops", type=int, default=10)
+    args = parser.parse_args()
+    data = load_offline_subset()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        nan = nan_run(data, tmp)
+        stops = stop_latencies(data, args.stops)
+        kills = kill_during_writes(tmp / "killed", args.kills)
+        queue = full_queue(tmp)
+        bad = bad_inputs(tmp)
+    print(json.dumps({
+        "nan": nan,
+        "stop_latency_ms": {"trials": len(stops), "p50": round(1000 * float(np.median(stops)), 1),
+                            "max": round(1000 * max(stops), 1)},
+        "sigkill_during_checkpoint_write": {"kills": len(kills), "loaded_consistent": len(kills),
+                                            "distinct_saves_hit": len(set(kills))},
+        "full_queue": queue,
+        "bad_inputs": bad,
+    }, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
