@@ -18,7 +18,7 @@ from pathlib import Path
 import gradio as gr
 
 from ui import actions
-from ui.components import Number, Slider, digit_input, grid_image
+from ui.components import Number, Slider, digit_input, grid_image, seed_input
 from ui.live_run import LOSS_SERIES, PART_SERIES, plot_frame
 from ui.studio import Studio
 from vae_core.checkpoint import CheckpointError
@@ -70,7 +70,7 @@ def build() -> gr.Blocks:
                         epochs = Slider(1, 500, value=10, step=1, label="Epochs", elem_id="epochs")
                         batch_size = Slider(1, 4096, value=128, step=1, label="Batch size", elem_id="batch-size")
                         lr = Number(1e-3, label="Learning rate", minimum=1e-6, maximum=1)
-                        seed = Number(0, label="Seed", precision=0, minimum=0)
+                        seed = seed_input("Seed")
                         with gr.Row():
                             start = gr.Button("Start", variant="primary", elem_id="start")
                             stop = gr.Button("Stop", variant="stop", elem_id="stop")
@@ -91,7 +91,7 @@ def build() -> gr.Blocks:
                         n = Slider(1, 400, value=64, step=1, label="n")
                         temperature = Slider(0, 3, value=1.0, step=0.05, label="Temperature",
                                              info="scales the prior draw z ~ N(0, T²I)")
-                        sample_seed = Number(0, label="Seed", precision=0, minimum=0)
+                        sample_seed = seed_input("Seed")
                         sample_btn = gr.Button("Sample", variant="primary", elem_id="sample-btn")
                     sample_out = grid_image("Prior samples", "sample-grid")
             with gr.Tab("Latent traverse", id="traverse", elem_id="tab-traverse"):
@@ -99,7 +99,7 @@ def build() -> gr.Blocks:
                     with gr.Column(scale=1):
                         span = Slider(0.1, 10, value=3.0, step=0.1, label="Span")
                         steps = Slider(2, 50, value=11, step=1, label="Steps")
-                        trav_seed = Number(0, label="Seed (for a random base)", precision=0, minimum=0)
+                        trav_seed = seed_input("Seed (for a random base)")
                         base = gr.Radio(["zero", "random", "image"], value="zero", label="Base code",
                                         info="image: the encoding of the digit below")
                         trav_image = digit_input("Base digit", "traverse-image", actions.sketch_to_image)
@@ -112,10 +112,10 @@ def build() -> gr.Blocks:
                     with gr.Column(scale=1):
                         digit = Slider(0, 9, value=0, step=1, label="Digit")
                         cond_n = Slider(1, 400, value=64, step=1, label="n")
-                        cond_seed = Number(0, label="Seed", precision=0, minimum=0)
+                        cond_seed = seed_input("Seed")
                         cond_btn = gr.Button("Generate", variant="primary", elem_id="conditional-btn")
                         styles = Slider(1, 20, value=8, step=1, label="Styles (columns)")
-                        style_seed = Number(0, label="Style seed", precision=0, minimum=0)
+                        style_seed = seed_input("Style seed")
                         all_btn = gr.Button("All digits, same styles", elem_id="all-digits-btn")
                     with gr.Column(scale=2):
                         cond_out = grid_image("Samples of the chosen digit", "conditional-grid")

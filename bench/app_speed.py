@@ -1,11 +1,13 @@
 """What the app costs on top of vae_core. Prints one JSON line.
 
 1. Training throughput of the same run (seed VAE, Fashion-MNIST, 3 epochs) started
-   through the app's /train endpoint and through the CLI, alternating, `--repeats`
-   times each; medians are compared (this 2-core machine varies ±15 % run to run).
+   through the /train endpoint of `python app.py` (a separate process, as users run
+   it) and through the CLI, alternating, `--repeats` times each; medians are compared
+   (this 2-core machine varies ±15 % run to run).
 2. /sample (64 images) latency over 50 gradio_client calls, beside Gradio's floor:
-   an endpoint in the same server returning a fixed picture of the same size through
-   the same kind of component, so queue, transport and PNG encoding are in both.
+   an endpoint in the same server (built in this process, so the floor can be added)
+   returning a fixed picture of the same size through the same kind of component, so
+   queue, transport and PNG encoding are in both.
 
     python bench/app_speed.py [--calls 50] [--epochs 3]
 """
@@ -24,8 +26,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 
 import gradio as gr  # noqa: E402
+from appserver import Server  # noqa: E402
 from gradio_client import Client  # noqa: E402
 
 import app  # noqa: E402
@@ -74,7 +78,10 @@ def main() -> None:
 
         sample = timed_calls(client, args.calls, n=64, temperature=1.0, seed=0, api_name="/sample")
         floor = timed_calls(client, args.calls, api_name="/floor")
+        demo.close()
 
+        server = Server(runs, Path(tmp) / "app.log")
+        client = Client(server.url, verbose=False)
         app_speeds, cli_speeds = [], []
         for _ in range(args.repeats):
             client.predict(model="vae", dataset="fashion-mnist", epochs=args.epochs, latent=10, batch_size=128,
@@ -88,7 +95,7 @@ def main() -> None:
             cli_speeds.append(steady_speed([e for e in map(json.loads, cli.stdout.splitlines())
                                             if e["event"] == "epoch"]))
             time.sleep(1.1)  # run folders are named by the second
-        demo.close()
+        server.close()
 
     app_speed, cli_speed = float(np.median(app_speeds)), float(np.median(cli_speeds))
     sample_p, floor_p = percentiles(sample), percentiles(floor)

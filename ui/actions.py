@@ -13,6 +13,7 @@ import math
 
 import gradio as gr
 import numpy as np
+import pandas as pd
 
 from vae_core import explore
 from vae_core.data import DATASETS
@@ -21,6 +22,7 @@ from vae_core.losses import LIKELIHOODS
 from vae_core.models import ARCHS, KINDS, MAX_LATENT, ModelConfig
 from vae_core.trainer import TrainConfig
 
+from .components import SEED_MAX
 from .live_run import Snapshot
 from .studio import Studio
 
@@ -69,6 +71,10 @@ def number(name: str, value, lo: float, hi: float, whole: bool = False) -> float
     return int(x) if whole else x
 
 
+def whole_seed(value) -> int:
+    return number("seed", value, 0, SEED_MAX, whole=True)
+
+
 def choice(name: str, value, options) -> str:
     if value not in options:
         raise gr.Error(f"{name} must be one of {', '.join(options)}, not {str(value)[:40]!r}")
@@ -87,7 +93,7 @@ def sample(n=64, temperature=1.0, seed=0) -> np.ndarray:
     """Decoded prior samples from the active VAE."""
     n = number("n", n, 1, MAX_SAMPLES, whole=True)
     temperature = number("temperature", temperature, 0, 5)
-    seed = number("seed", seed, 0, 2**31 - 1, whole=True)
+    seed = whole_seed(seed)
     return explore.sample_grid(studio().active("vae").model, n, temperature, seed)
 
 
@@ -97,7 +103,7 @@ def conditional(digit=0, n=64, seed=0) -> np.ndarray:
     model = studio().active("cvae").model
     digit = number("digit", digit, 0, model.config.n_classes - 1, whole=True)
     n = number("n", n, 1, MAX_SAMPLES, whole=True)
-    seed = number("seed", seed, 0, 2**31 - 1, whole=True)
+    seed = whole_seed(seed)
     return explore.conditional_grid(model, digit, n, seed)
 
 
@@ -105,7 +111,7 @@ def conditional(digit=0, n=64, seed=0) -> np.ndarray:
 def all_digits(styles=8, seed=0) -> np.ndarray:
     """Every digit in a row; each column keeps one latent code, i.e. one style."""
     styles = number("styles", styles, 1, 20, whole=True)
-    seed = number("seed", seed, 0, 2**31 - 1, whole=True)
+    seed = whole_seed(seed)
     return explore.all_classes_grid(studio().active("cvae").model, styles, seed)
 
 
@@ -114,7 +120,7 @@ def traverse(span=3.0, steps=11, seed=0, base="zero", image=None) -> np.ndarray:
     """One row per latent dimension, varied over [−span, span] around the base code."""
     span = number("span", span, 0.1, 10)
     steps = number("steps", steps, 2, MAX_STEPS, whole=True)
-    seed = number("seed", seed, 0, 2**31 - 1, whole=True)
+    seed = whole_seed(seed)
     base = choice("base", base, explore.BASES)
     model = studio().active("vae").model
     code = None
@@ -149,11 +155,10 @@ def sketch_to_image(sketch) -> np.ndarray | None:
 
 
 @user_facing
-def random_test_digits(seed=0) -> tuple[np.ndarray, np.ndarray]:
-    """Two test-set digits as pictures, for people with no digit image at hand (private)."""
+def random_test_digits() -> tuple[np.ndarray, np.ndarray]:
+    """Two test-set digits as pictures, a new pair each click, for people with no digit at hand (private)."""
     data = studio().test_data(studio().active("vae").info.get("dataset", "mnist"))
-    rng = np.random.default_rng(number("seed", seed, 0, 2**31 - 1, whole=True))
-    i, j = rng.choice(len(data.test_images), 2, replace=False)
+    i, j = np.random.default_rng().choice(len(data.test_images), 2, replace=False)
     return data.test_images[i, 0], data.test_images[j, 0]
 
 
@@ -164,8 +169,6 @@ def latent_map():
     data = studio().test_data(active.info.get("dataset", "mnist"))
     x, labels = data.tensors("test")
     coords, method = explore.latent_map(active.model, x, labels)
-    import pandas as pd
-
     frame = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1],
                           "label": [data.class_names[k] for k in data.test_labels]})
     manifold = explore.manifold_grid(active.model) if active.model.config.latent == 2 else None
@@ -205,7 +208,7 @@ def train(model="vae", dataset="mnist", epochs=10, latent=10, batch_size=128, lr
         train_config = TrainConfig(
             dataset=choice("dataset", dataset, DATASETS), epochs=number("epochs", epochs, 1, 500, whole=True),
             batch_size=number("batch size", batch_size, 1, 4096, whole=True), lr=number("learning rate", lr, 1e-6, 1),
-            seed=number("seed", seed, 0, 2**31 - 1, whole=True),
+            seed=whole_seed(seed),
             kl_warmup=number("KL warm-up", kl_warmup, 0, 500),
         )
     except ValueError as exc:

@@ -33,6 +33,13 @@ class Number(gr.Number):
         return super().preprocess(payload)
 
 
+SEED_MAX = 2**31 - 1
+
+
+def seed_input(label: str = "Seed") -> Number:
+    return Number(0, label=label, precision=0, minimum=0, maximum=SEED_MAX)
+
+
 class DigitImage(gr.Image):
     """An upload box passing a file path on; unreadable files get a plain message."""
 
