@@ -194,16 +194,17 @@ class Trainer:
         except NonFiniteLoss as exc:
             self._emit({"event": "error", "kind": "nan", "checkpoint": self._saved(last_saved),
                         "message": f"{exc} {self._stop_message(last_saved)}"})
-        except (MemoryError, torch.OutOfMemoryError) as exc:
-            self._emit({"event": "error", "kind": "oom", "checkpoint": self._saved(last_saved),
-                        "message": f"out of memory with batch size {self.config.batch_size}: lower the batch size "
-                                   f"or the hidden width ({type(exc).__name__})"})
         except Exception as exc:  # noqa: BLE001 - the thread reports every failure as an event
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            if "can't allocate memory" in message or "out of memory" in message.lower():
-                message = f"out of memory with batch size {self.config.batch_size}: lower the batch size"
-            self._emit({"event": "error", "kind": type(exc).__name__, "checkpoint": self._saved(last_saved),
-                        "message": message})
+            text = str(exc).strip()
+            oom = isinstance(exc, MemoryError | torch.OutOfMemoryError) or "can't allocate memory" in text \
+                or "out of memory" in text.lower()
+            if oom:
+                message = (f"out of memory with batch size {self.config.batch_size}: lower the batch size "
+                           "or the hidden width")
+            else:
+                message = text.splitlines()[0] if text else type(exc).__name__
+            self._emit({"event": "error", "kind": "oom" if oom else type(exc).__name__,
+                        "checkpoint": self._saved(last_saved), "message": message})
         finally:
             with self._lock:
                 self._subscribers.clear()
