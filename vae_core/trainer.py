@@ -23,7 +23,7 @@ from .data import Dataset, load_dataset
 from .evaluate import elbo_metrics
 from .images import to_grid
 from .losses import kl_weight
-from .models import VAE, ModelConfig, build_model
+from .models import VAE, ModelConfig, build_model, count_parameters
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 # PyTorch's intra-op thread count is per thread, and a new thread inherits whatever was
@@ -118,16 +118,6 @@ class Trainer:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
-
-    @property
-    def finished(self) -> dict | None:
-        """The final event (`done`, `stopped` or `error`), once there is one."""
-        last = self.history[-1] if self.history else None
-        return last if last and last["event"] in ("done", "stopped", "error") else None
-
     def subscribe(self, maxsize: int = 10_000) -> queue.Queue:
         """A queue that receives every event from now on (and every earlier one, replayed)."""
         q: queue.Queue = queue.Queue(maxsize)
@@ -171,7 +161,7 @@ class Trainer:
                 "event": "start", "device": str(device), "dataset": data.name, "dataset_note": data.note,
                 "n_train": len(train_x), "n_test": len(test_x), "first_epoch": first_epoch,
                 "epochs": self.config.epochs, "model": model.config.to_dict(),
-                "parameters": sum(p.numel() for p in model.parameters()),
+                "parameters": count_parameters(model),
             })
             for epoch in range(first_epoch, self.config.epochs + 1):
                 result = self._train_epoch(model, optimizer, train_x, train_y, epoch, device)
