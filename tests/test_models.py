@@ -115,3 +115,15 @@ def test_grid_layout_matches_torchvision_make_grid(n, nrow):
     images = torch.rand(n, 1, 28, 28)
     expected = make_grid(images, nrow=nrow, padding=2).mul(255).round().to(torch.uint8)[0].numpy()
     assert (to_grid(images, nrow) == expected).all()
+
+
+def test_manifold_grid_is_laid_out_at_normal_quantiles():
+    from vae_core.explore import manifold_grid
+
+    model = build_model(ModelConfig(latent=2)).eval()
+    grid = manifold_grid(model, n=5)
+    assert grid.shape == (5 * 30 + 2, 5 * 30 + 2)
+    # top-left tile: z₁ at the lowest quantile 1/6, z₂ at the highest 5/6 (≈ ∓0.97, not ∓2)
+    q = torch.distributions.Normal(0.0, 1.0).icdf(torch.tensor([1 / 6, 5 / 6]))
+    expected = (model.decode(q.view(1, 2))[0, 0] * 255).round().to(torch.uint8).numpy()
+    assert (grid[2:30, 2:30] == expected).all()
