@@ -74,6 +74,9 @@ def build() -> gr.Blocks:
                         with gr.Row():
                             start = gr.Button("Start", variant="primary", elem_id="start")
                             stop = gr.Button("Stop", variant="stop", elem_id="stop")
+                        # Stop answers here, not in the run status: that belongs to the run, and
+                        # its final "Stopped" may arrive before Stop's own reply does.
+                        stop_note = gr.Markdown(elem_id="stop-note")
                     with gr.Column(scale=2):
                         status = gr.Markdown("No run yet: pick settings and press Start.", elem_id="run-status")
                         progress = gr.HTML(elem_id="run-progress")
@@ -153,7 +156,7 @@ def build() -> gr.Blocks:
         seen = gr.State(actions.NOT_SEEN)
         start.click(actions.train, train_inputs, [*train_outputs, seen], api_name="train", **free).then(
             actions.active_models, None, models_md, api_visibility="private", **free)
-        stop.click(actions.stop, None, status, api_name="stop", **free)
+        stop.click(actions.stop, None, stop_note, api_name="stop", **free)
         gr.Timer(actions.UPDATE_EVERY_S).tick(actions.poll, seen, [*train_outputs, seen],
                                              api_visibility="private", **free)
         demo.load(actions.active_models, None, models_md, api_visibility="private", **free)

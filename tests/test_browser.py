@@ -106,7 +106,8 @@ def test_train_shows_plot_and_grid_then_stop(page):
     page.wait_for_timeout(2500)  # a few more epochs on the curves
     page.screenshot(path=ARTIFACTS / "training.png", full_page=True)
     page.locator("#stop").click()
-    expect(page.locator("#run-status")).to_contain_text("Stopped", timeout=15_000)
+    expect(page.locator("#stop-note")).to_contain_text("Stopping", timeout=15_000)
+    expect(page.locator("#run-status")).to_contain_text("Stopped", timeout=30_000)
     expect(page.locator("#active-models")).to_contain_text("runs/", timeout=15_000)
     page.screenshot(path=ARTIFACTS / "training-stopped.png")
 

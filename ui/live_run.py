@@ -74,12 +74,12 @@ class LiveRun:
         """Fold events in as they come, so the run ends properly even with no browser watching."""
         while True:
             event = events.get()
+            if event["event"] in ("done", "stopped", "error"):
+                self._finish(event)  # one update: the page never shows a half-finished run
+                return
             with self._lock:
                 self._apply(event)
                 self.version += 1
-            if event["event"] in ("done", "stopped", "error"):
-                self._finish(event)
-                return
 
     def _finish(self, event: dict) -> None:
         download = None
@@ -139,8 +139,6 @@ class LiveRun:
             self.speed = event["samples_per_s"]
             self.status = f"Epoch {event['epoch']}/{event['epochs']}: test loss {event['test_loss']:.2f} " \
                           f"(recon {event['recon']:.2f} + KL {event['kl']:.2f}) nats per image"
-        elif kind in ("done", "stopped", "error"):
-            self.status = "Finishing…"
 
     def _final_text(self, event: dict) -> str:
         kind = event["event"]
