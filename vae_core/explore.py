@@ -6,8 +6,6 @@ only has to show it. All randomness comes from an explicit seed.
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import torch
 
@@ -17,28 +15,11 @@ from .models import VAE
 BASES = ("zero", "random", "image")
 
 
-def _light(fn):
-    """No autograd, and one intra-op thread for this request's thread.
-
-    These decodes take milliseconds: a thread team per request gains nothing, and next
-    to a training run it oversubscribes the cores. Measured with 20 concurrent users on
-    2 cores (bench/load.py): training kept its speed only with this.
-    """
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        torch.set_num_threads(1)
-        with torch.no_grad():
-            return fn(*args, **kwargs)
-
-    return wrapper
-
-
 def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed))
 
 
-@_light
+@torch.no_grad()
 def sample_grid(model: VAE, n: int = 64, temperature: float = 1.0, seed: int = 0) -> np.ndarray:
     """Decoded prior draws; a CVAE draws its class uniformly for each image."""
     generator = _gen(seed)
@@ -48,21 +29,21 @@ def sample_grid(model: VAE, n: int = 64, temperature: float = 1.0, seed: int = 0
     return to_grid(model.sample(n, labels, temperature, generator))
 
 
-@_light
+@torch.no_grad()
 def conditional_grid(model: VAE, digit: int, n: int = 64, seed: int = 0, temperature: float = 1.0) -> np.ndarray:
     """n samples of one class from a CVAE."""
     labels = torch.full((n,), int(digit))
     return to_grid(model.sample(n, labels, temperature, _gen(seed)))
 
 
-@_light
+@torch.no_grad()
 def all_classes_grid(model: VAE, styles: int = 8, seed: int = 0) -> np.ndarray:
     """One row per class; each column keeps its latent code, so a column shows one style."""
     images = model.class_rows(range(model.config.n_classes), styles, _gen(seed))
     return to_grid(images, nrow=styles)
 
 
-@_light
+@torch.no_grad()
 def traverse_grid(
     model: VAE, span: float = 3.0, steps: int = 11, base: torch.Tensor | None = None, label: int = 0
 ) -> np.ndarray:
@@ -77,26 +58,26 @@ def traverse_grid(
     return to_grid(model.sample(0, labels, z=z.view(-1, latent)), nrow=steps)
 
 
-@_light
+@torch.no_grad()
 def random_code(model: VAE, seed: int) -> torch.Tensor:
     return torch.randn(model.config.latent, generator=_gen(seed))
 
 
-@_light
+@torch.no_grad()
 def encode_mean(model: VAE, x: torch.Tensor, label: int = 0) -> torch.Tensor:
     """The posterior mean of one image (1, C, H, W)."""
     labels = torch.tensor([label]) if model.conditional else None
     return model.encode(x, labels)[0][0]
 
 
-@_light
+@torch.no_grad()
 def reconstruction_pair(model: VAE, x: torch.Tensor, label: int = 0) -> np.ndarray:
     """The input beside its reconstruction through the posterior mean."""
     labels = torch.tensor([label]) if model.conditional else None
     return to_grid(torch.cat([x, model.generate(x, labels)]))
 
 
-@_light
+@torch.no_grad()
 def interpolation_grid(model: VAE, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 10) -> np.ndarray:
     """Decodes the straight path between two posterior means, endpoints included."""
     z_a, z_b = encode_mean(model, x_a), encode_mean(model, x_b)
@@ -106,7 +87,7 @@ def interpolation_grid(model: VAE, x_a: torch.Tensor, x_b: torch.Tensor, steps: 
     return to_grid(model.sample(0, labels, z=z), nrow=steps)
 
 
-@_light
+@torch.no_grad()
 def latent_map(model: VAE, x: torch.Tensor, labels: torch.Tensor) -> tuple[np.ndarray, str]:
     """2-D coordinates of the posterior means: the code itself, or its first two principal components."""
     means = torch.cat([model.encode(x[i : i + 2000], labels[i : i + 2000])[0] for i in range(0, len(x), 2000)])
@@ -119,7 +100,7 @@ def latent_map(model: VAE, x: torch.Tensor, labels: torch.Tensor) -> tuple[np.nd
     return (centred @ v[:2].T).numpy(), f"first two principal components of the {means.shape[1]}-D code"
 
 
-@_light
+@torch.no_grad()
 def manifold_grid(model: VAE, n: int = 15, label: int = 0) -> np.ndarray:
     """Decodes an n×n grid of a 2-D latent space (top row: high z₂).
 

@@ -26,9 +26,6 @@ from .losses import kl_weight
 from .models import VAE, ModelConfig, build_model, count_parameters
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-# PyTorch's intra-op thread count is per thread, and a new thread inherits whatever was
-# set last by any thread; the training thread pins the count the process started with.
-TRAIN_THREADS = torch.get_num_threads()
 
 
 @dataclass
@@ -146,7 +143,6 @@ class Trainer:
 
     # -- the run -------------------------------------------------------------------------
     def _run(self) -> None:
-        torch.set_num_threads(TRAIN_THREADS)
         last_saved: int | None = None
         try:
             data = self.dataset or load_dataset(self.config.dataset, self.config.data_root)
