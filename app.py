@@ -197,8 +197,9 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # The trainer thread takes the GIL back dozens of times per step, between PyTorch ops;
     # behind busy request threads each take can wait a whole switch interval (5 ms by
-    # default). At 0.5 ms, training under 20 sampling users kept 12.8k of its 12.7k
-    # images/s alone instead of dropping to 1.3k (bench/load.py, 2-core CPU).
+    # default). A shorter interval lets it back sooner. Evidence so far is mixed: in one
+    # A/B under 20 sampling users (bench/load.py) training kept 12.8k images/s against
+    # 1.3k, but later loaded runs still ranged from 1.4k to 14.1k on these 2 cores.
     sys.setswitchinterval(0.0005)
     try:
         actions.STUDIO = Studio(HERE / "weights", RUNS)
