@@ -19,6 +19,11 @@ def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed))
 
 
+def _labels(model: VAE, count: int, label: int = 0) -> torch.Tensor | None:
+    """`count` copies of `label` for a CVAE; an unconditional VAE takes none."""
+    return torch.full((count,), int(label)) if model.conditional else None
+
+
 @torch.no_grad()
 def sample_grid(model: VAE, n: int = 64, temperature: float = 1.0, seed: int = 0) -> np.ndarray:
     """Decoded prior draws; a CVAE draws its class uniformly for each image."""
@@ -32,8 +37,7 @@ def sample_grid(model: VAE, n: int = 64, temperature: float = 1.0, seed: int = 0
 @torch.no_grad()
 def conditional_grid(model: VAE, digit: int, n: int = 64, seed: int = 0, temperature: float = 1.0) -> np.ndarray:
     """n samples of one class from a CVAE."""
-    labels = torch.full((n,), int(digit))
-    return to_grid(model.sample(n, labels, temperature, _gen(seed)))
+    return to_grid(model.sample(n, torch.full((n,), int(digit)), temperature, _gen(seed)))
 
 
 @torch.no_grad()
@@ -54,8 +58,7 @@ def traverse_grid(
     z = base.repeat(latent * steps, 1).view(latent, steps, latent)
     for d in range(latent):
         z[d, :, d] = base[d] + values
-    labels = torch.full((latent * steps,), label) if model.conditional else None
-    return to_grid(model.sample(0, labels, z=z.view(-1, latent)), nrow=steps)
+    return to_grid(model.sample(0, _labels(model, latent * steps, label), z=z.view(-1, latent)), nrow=steps)
 
 
 @torch.no_grad()
@@ -66,15 +69,13 @@ def random_code(model: VAE, seed: int) -> torch.Tensor:
 @torch.no_grad()
 def encode_mean(model: VAE, x: torch.Tensor, label: int = 0) -> torch.Tensor:
     """The posterior mean of one image (1, C, H, W)."""
-    labels = torch.tensor([label]) if model.conditional else None
-    return model.encode(x, labels)[0][0]
+    return model.encode(x, _labels(model, 1, label))[0][0]
 
 
 @torch.no_grad()
 def reconstruction_pair(model: VAE, x: torch.Tensor, label: int = 0) -> np.ndarray:
     """The input beside its reconstruction through the posterior mean."""
-    labels = torch.tensor([label]) if model.conditional else None
-    return to_grid(torch.cat([x, model.generate(x, labels)]))
+    return to_grid(torch.cat([x, model.generate(x, _labels(model, 1, label))]))
 
 
 @torch.no_grad()
@@ -83,8 +84,7 @@ def interpolation_grid(model: VAE, x_a: torch.Tensor, x_b: torch.Tensor, steps: 
     z_a, z_b = encode_mean(model, x_a), encode_mean(model, x_b)
     t = torch.linspace(0, 1, steps).unsqueeze(1)
     z = (1 - t) * z_a + t * z_b
-    labels = torch.zeros(steps, dtype=torch.long) if model.conditional else None
-    return to_grid(model.sample(0, labels, z=z), nrow=steps)
+    return to_grid(model.sample(0, _labels(model, steps), z=z), nrow=steps)
 
 
 @torch.no_grad()
@@ -113,5 +113,4 @@ def manifold_grid(model: VAE, n: int = 15, label: int = 0) -> np.ndarray:
     values = torch.distributions.Normal(0.0, 1.0).icdf(torch.arange(1, n + 1) / (n + 1))
     z2, z1 = torch.meshgrid(values.flip(0), values, indexing="ij")
     z = torch.stack([z1.reshape(-1), z2.reshape(-1)], 1)
-    labels = torch.full((n * n,), label) if model.conditional else None
-    return to_grid(model.sample(0, labels, z=z), nrow=n)
+    return to_grid(model.sample(0, _labels(model, n * n, label), z=z), nrow=n)

@@ -42,7 +42,6 @@ def png_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-
 def load_digit(path: str, size: tuple[int, int] = (28, 28)) -> torch.Tensor:
     """An uploaded picture as a (1, 1, H, W) tensor in MNIST's style: white ink on black.
 
