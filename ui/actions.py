@@ -224,7 +224,7 @@ def train(model="vae", dataset="mnist", epochs=10, latent=10, batch_size=128, lr
         yield (f"{busy}\n\n{snap.status}", *first[1:])
     while True:
         snap = run.snapshot()
-        if (snap.version, snap.pictures) != seen:
+        if snap.version != seen[0]:  # new pictures always come with a new version
             update = _outputs(snap, seen)
             seen = update[-1]
             yield update
