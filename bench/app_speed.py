@@ -94,7 +94,6 @@ def main() -> None:
                 capture_output=True, text=True, cwd=ROOT, check=True)
             cli_speeds.append(steady_speed([e for e in map(json.loads, cli.stdout.splitlines())
                                             if e["event"] == "epoch"]))
-            time.sleep(1.1)  # run folders are named by the second
         server.close()
 
     app_speed, cli_speed = float(np.median(app_speeds)), float(np.median(cli_speeds))

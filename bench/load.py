@@ -76,7 +76,6 @@ def main() -> None:
             client = Client(server.url, verbose=False)
             client.predict(epochs=3, **TRAIN)
             alone = run_speeds(runs)[1:]
-            time.sleep(1.1)  # run folders are named by the second
 
             loaded_run = client.submit(epochs=200, **TRAIN)
             while not loaded_run.outputs():

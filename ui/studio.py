@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +60,8 @@ class Studio:
         with self._lock:
             if self.run is not None and self.run.running:
                 return self.run, False
-            run_dir = self.runs_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{model.kind}"
+            # unique even for two runs started within one second (one that failed at once, say)
+            run_dir = self.runs_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{model.kind}-{uuid.uuid4().hex[:6]}"
             train.out = str(run_dir)
             dataset = self._datasets.get(train.dataset)
             trainer = Trainer(model, train, dataset)
