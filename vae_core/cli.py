@@ -9,13 +9,14 @@ import argparse
 import json
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .checkpoint import CheckpointError, load_checkpoint
-from .data import DATASETS, DataError, load_dataset
+from .data import DATASETS, DEFAULT_LIKELIHOOD, FOLDER_PREFIX, DataError, load_dataset
 from .images import png_bytes, to_grid
 from .losses import LIKELIHOODS
 from .models import ARCHS, KINDS, MAX_LATENT, ModelConfig
@@ -56,6 +57,24 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _dataset(text: str) -> str:
+    if text in DATASETS or (text.startswith(FOLDER_PREFIX) and len(text) > len(FOLDER_PREFIX)):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(DATASETS)} or folder:PATH")
+
+
+def _image_size(text: str) -> tuple[int, int]:
+    """`28` or `28x20` (height × width)."""
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        sides = [int(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 28 or 28x20 (height x width)") from None
+    if len(sides) not in (1, 2):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 28 or 28x20 (height x width)")
+    return (sides[0], sides[-1])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m vae_core", description="Train, evaluate and sample VAEs.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -63,11 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model and write a checkpoint folder")
     train.add_argument("--model", choices=KINDS, default="vae")
     train.add_argument("--arch", choices=ARCHS, default="mlp")
-    train.add_argument("--dataset", choices=DATASETS, default="mnist")
-    train.add_argument("--data-root", help="folder with the idx files (torchvision layout or flat)")
+    train.add_argument("--dataset", type=_dataset, default="mnist",
+                       help=f"{', '.join(DATASETS)}, or folder:PATH for your own pictures (subfolders = classes)")
+    train.add_argument("--data-root", help="folder with the idx files (torchvision layout or flat) or frey_rawface.mat")
+    train.add_argument("--image-size", type=_image_size, default=(28, 28),
+                       help="for folder: datasets, HEIGHTxWIDTH or one side (default 28); aspect kept by padding")
     train.add_argument("--hidden", type=_int_in(1, 8192), default=200)
     train.add_argument("--latent", type=_int_in(1, MAX_LATENT), default=10)
-    train.add_argument("--likelihood", choices=LIKELIHOODS, default="mse")
+    train.add_argument("--likelihood", choices=LIKELIHOODS,
+                       help="default: gaussian for frey-face (as in the VAE paper), mse otherwise")
     train.add_argument("--gaussian-variance", choices=("global", "pixel"), default="global",
                        help="for --likelihood gaussian: one learned variance or one per pixel")
     train.add_argument("--beta", type=_positive_float, default=1.0, help="weight of the KL term")
@@ -86,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("checkpoint")
     evaluate.add_argument("--iwae-k", type=_int_in(1, 10_000), default=100)
     evaluate.add_argument("--data-root")
+    evaluate.add_argument("--dataset", type=_dataset, help="test set to use instead of the checkpoint's own")
     evaluate.add_argument("--device", choices=DEVICES, default="auto")
     evaluate.add_argument("--json", action="store_true")
 
@@ -116,16 +140,22 @@ def _train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     model_config = ModelConfig(
-        kind=args.model, arch=args.arch, hidden=args.hidden, latent=args.latent, likelihood=args.likelihood,
+        kind=args.model, arch=args.arch, hidden=args.hidden, latent=args.latent,
+        likelihood=args.likelihood or DEFAULT_LIKELIHOOD.get(args.dataset, "mse"),
         gaussian_variance=args.gaussian_variance, beta=args.beta,
     )
     train_config = TrainConfig(
-        dataset=args.dataset, data_root=args.data_root, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        dataset=args.dataset, data_root=args.data_root, image_size=args.image_size, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr,
         seed=args.seed, device=args.device, kl_warmup=args.kl_warmup, out=args.out, resume=args.resume,
     )
     if args.resume:
         load_checkpoint(args.resume)  # a bad --resume is a usage error, found before any work starts
-    trainer = Trainer(model_config, train_config).start()
+    # Loaded here, not in the trainer thread, so a missing dataset is a usage error too.
+    data = load_dataset(args.dataset, args.data_root, args.image_size)
+    if not args.resume:  # checks the model against the data (a CVAE needs classes) before any work
+        model_config = replace(model_config, image_shape=data.image_shape, n_classes=data.n_classes)
+    trainer = Trainer(model_config, train_config, data).start()
     bar = None
     last: dict = {}
     try:
@@ -166,7 +196,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device)
-    data = load_dataset(ckpt.info.get("dataset", "mnist"), args.data_root)
+    data = load_dataset(args.dataset or ckpt.info.get("dataset", "mnist"), args.data_root,
+                        image_size=ckpt.model.config.image_shape[1:])
     if data.note:
         print(f"note: {data.note}", file=sys.stderr)
     x, labels = data.tensors("test", device)

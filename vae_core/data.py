@@ -1,4 +1,4 @@
-"""Datasets as whole tensors: MNIST, Fashion-MNIST, and the offline MNIST subset.
+"""Datasets as whole tensors: MNIST, Fashion-MNIST, Frey Face, the offline MNIST subset, your own pictures.
 
 A 70 k × 784 dataset is 220 MB as float32, so it lives on the training device in one
 tensor and batches are `randperm` slices; a per-sample DataLoader would spend most of
@@ -8,16 +8,27 @@ an epoch in Python instead of in matrix products.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import socket
 import threading
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-DATASETS = ("mnist", "fashion-mnist")
+DATASETS = ("mnist", "fashion-mnist", "frey-face")
+FOLDER_PREFIX = "folder:"
+# Frey Face, the original VAE paper's second dataset: 1,965 grey faces of 28×20 pixels
+# (height × width) in a MATLAB file, `ff` holding one face per column.
+FREY_URL = "https://cs.nyu.edu/~roweis/data/frey_rawface.mat"
+FREY_FILE = "frey_rawface.mat"
+FREY_SHAPE = (1965, 28, 20)
+FREY_MAX_BYTES = 5_000_000
+# Real-valued faces, as in Kingma & Welling's experiment: a Gaussian decoder, not Bernoulli.
+DEFAULT_LIKELIHOOD = {"frey-face": "gaussian"}
 OFFLINE_SUBSET = Path(__file__).parent / "assets" / "mnist_5k.npz"
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 PROBE_TIMEOUT_S = 5.0
@@ -66,10 +77,23 @@ class Dataset:
         return x, torch.from_numpy(labels.astype(np.int64)).to(device)
 
 
-def load_dataset(name: str, data_root: str | os.PathLike | None = None) -> Dataset:
-    """Find a dataset locally, else download it, else (MNIST only) use the shipped subset."""
+def load_dataset(
+    name: str, data_root: str | os.PathLike | None = None, image_size: tuple[int, int] | None = None
+) -> Dataset:
+    """Find a dataset locally, else download it, else (MNIST only) use the shipped subset.
+
+    `folder:PATH` reads your own pictures at `image_size` (default 28×28).
+    """
+    if name.startswith(FOLDER_PREFIX):
+        from .folders import load_image_folder  # folders builds on this module
+
+        return load_image_folder(name[len(FOLDER_PREFIX):], image_size or (28, 28))
+    if name.startswith("zip:"):
+        raise DataError(f"this was trained on an uploaded zip ({name[4:]}); unzip it and pass --dataset folder:PATH")
     if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)} or folder:PATH")
+    if name == "frey-face":
+        return load_frey_face(data_root)
     if data_root is not None:
         root = Path(data_root)
         if not root.is_dir():
@@ -97,6 +121,64 @@ def load_dataset(name: str, data_root: str | os.PathLike | None = None) -> Datas
     )
 
 
+def load_frey_face(data_root: str | os.PathLike | None = None) -> Dataset:
+    """Frey Face from `data_root`, the cache, or the web; split 90/10 with the seeded split.
+
+    No published checksum for the file could be found, so a download is checked by its
+    exact contents (1,965 uint8 faces of 28×20) and its SHA-256 is recorded beside it;
+    every later load must match that record, so a damaged or swapped file is noticed.
+    """
+    folder = Path(data_root) if data_root is not None else default_cache_dir()
+    path = folder / FREY_FILE
+    if not path.is_file():
+        if data_root is not None:
+            raise DataError(f"no {FREY_FILE} in {str(folder)!r}")
+        _fetch_frey(path)
+    faces = _read_frey(path)
+    record = path.with_name(path.name + ".sha256")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if not record.is_file():
+        record.write_text(digest + "\n")
+    elif record.read_text().strip() != digest:
+        raise DataError(f"{path} no longer matches the SHA-256 recorded when it was downloaded; delete it and "
+                        "its .sha256 file to download it again")
+    labels = np.zeros(len(faces), dtype=np.int64)
+    train, test = split_deterministic(labels)
+    return Dataset("frey-face", faces[train, None], labels[train], faces[test, None], labels[test], "", ())
+
+
+def _fetch_frey(path: Path) -> None:
+    host = FREY_URL.split("/")[2]
+    if not _reachable(host):
+        raise DataError(f"Frey Face is not on this machine and could not be downloaded (no network). Download "
+                        f"{FREY_URL} elsewhere and put it in {path.parent} or pass its folder with --data-root.")
+    try:
+        with urllib.request.urlopen(FREY_URL, timeout=60) as response:
+            raw = response.read(FREY_MAX_BYTES + 1)
+    except OSError as exc:
+        raise DataError(f"downloading Frey Face from {FREY_URL} failed: {exc}") from None
+    if len(raw) > FREY_MAX_BYTES:
+        raise DataError(f"{FREY_URL} sent more than {FREY_MAX_BYTES // 1_000_000} MB; not a Frey Face file")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(raw)
+    _read_frey(partial)  # refuse anything that is not exactly the faces before keeping it
+    partial.replace(path)
+
+
+def _read_frey(path: Path) -> np.ndarray:
+    from scipy.io import loadmat  # MATLAB reader: plain arrays, nothing unpickled
+
+    try:
+        ff = np.asarray(loadmat(str(path))["ff"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{path.name} is not the Frey Face MATLAB file ({exc})") from None
+    n, h, w = FREY_SHAPE
+    if ff.shape != (h * w, n) or ff.min() < 0 or ff.max() > 255:
+        raise DataError(f"{path.name} holds an array of shape {ff.shape}, not Frey Face's {h * w}×{n} faces")
+    return ff.T.reshape(n, h, w).astype(np.uint8)
+
+
 def default_cache_dir() -> Path:
     return Path(os.environ.get("VAE_STUDIO_DATA", Path.home() / ".cache" / "vae-studio" / "data"))
 
@@ -105,17 +187,27 @@ def load_offline_subset() -> Dataset:
     """The 5,000 shipped digits, split 450/50 per class with a fixed seed (stratified, deterministic)."""
     with np.load(OFFLINE_SUBSET, allow_pickle=False) as npz:
         images, labels = npz["images"], npz["labels"]
+    train, test = split_deterministic(labels)
+    return Dataset("mnist", images[train, None], labels[train], images[test, None], labels[test], SUBSET_NOTE)
+
+
+def split_deterministic(labels: np.ndarray, test_fraction: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test indices: per class, a seeded permutation holds out a tenth (at least one of two or more).
+
+    Stratified so that a small class is never missing from the test set; seeded so the
+    same files always give the same split, run after run.
+    """
     rng = np.random.default_rng(0)
-    train_idx, test_idx = [], []
-    for digit in range(10):
-        idx = rng.permutation(np.flatnonzero(labels == digit))
-        n_test = len(idx) // 10
-        test_idx.append(idx[:n_test])
-        train_idx.append(idx[n_test:])
-    train_idx, test_idx = np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(test_idx))
-    return Dataset(
-        "mnist", images[train_idx, None], labels[train_idx], images[test_idx, None], labels[test_idx], SUBSET_NOTE
-    )
+    train, test = [], []
+    for label in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == label))
+        n_test = max(1, int(len(idx) * test_fraction)) if len(idx) > 1 else 0
+        test.append(idx[:n_test])
+        train.append(idx[n_test:])
+    train, test = np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+    if len(test) == 0:
+        raise DataError("too few images to hold any out for testing: give some class at least 2 images")
+    return train, test
 
 
 def _idx_folder(root: Path, name: str) -> Path | None:
@@ -166,10 +258,7 @@ def _download(name: str, root: Path) -> bool:
     from torchvision import datasets
 
     cls = datasets.MNIST if name == "mnist" else datasets.FashionMNIST
-    host = cls.mirrors[0].split("/")[2]
-    try:
-        socket.create_connection((host, 443), timeout=PROBE_TIMEOUT_S).close()
-    except OSError:
+    if not _reachable(cls.mirrors[0].split("/")[2]):
         return False
     result: list[bool] = []
 
@@ -184,3 +273,11 @@ def _download(name: str, root: Path) -> bool:
     worker.start()
     worker.join(timeout=DOWNLOAD_LIMIT_S)
     return bool(result and result[0]) and _idx_folder(root, name) is not None
+
+
+def _reachable(host: str) -> bool:
+    try:
+        socket.create_connection((host, 443), timeout=PROBE_TIMEOUT_S).close()
+        return True
+    except OSError:
+        return False

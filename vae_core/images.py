@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 MAX_UPLOAD_PIXELS = 10_000_000
 MAX_UPLOAD_BYTES = 10_000_000
@@ -42,31 +42,55 @@ def png_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def load_digit(path: str, size: tuple[int, int] = (28, 28)) -> torch.Tensor:
-    """An uploaded picture as a (1, 1, H, W) tensor in MNIST's style: white ink on black.
+def read_grey(source: str | os.PathLike | io.BytesIO) -> np.ndarray:
+    """A picture file (path or bytes) → grey floats in [0, 1], after size checks.
 
     The header is read first, so a 20-megapixel image is refused without decoding it.
-    Dark-ink-on-light pictures are inverted; the ink is cropped, scaled to fit 20×20
-    of 28×28 and centred by its centre of mass, as MNIST's digits were prepared.
     """
-    if os.path.getsize(path) > MAX_UPLOAD_BYTES:
-        raise ImageError(f"that file is over {MAX_UPLOAD_BYTES // 1_000_000} MB; upload a small picture of one digit")
+    size = source.getbuffer().nbytes if isinstance(source, io.BytesIO) else os.path.getsize(source)
+    if size > MAX_UPLOAD_BYTES:
+        raise ImageError(f"that file is over {MAX_UPLOAD_BYTES // 1_000_000} MB; upload a smaller picture")
     try:
-        with Image.open(path) as im:
+        with Image.open(source) as im:
             width, height = im.size
             if width * height > MAX_UPLOAD_PIXELS:
                 raise ImageError(f"that image is {width}×{height} ({width * height / 1e6:.0f} megapixels); "
                                  f"upload one under {MAX_UPLOAD_PIXELS // 1_000_000} megapixels")
             im.load()
-            grey = _to_grey(im)
+            return to_grey(im)
     except ImageError:
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise ImageError("that file is not an image that can be read (try a PNG or JPEG of one digit)") from exc
-    return ink_to_tensor(grey, size)
+        raise ImageError("that file is not an image that can be read (try a PNG or JPEG)") from exc
 
 
-def _to_grey(im: Image.Image) -> np.ndarray:
+def load_digit(path: str, size: tuple[int, int] = (28, 28)) -> torch.Tensor:
+    """An uploaded picture as a (1, 1, H, W) tensor in MNIST's style: white ink on black.
+
+    Dark-ink-on-light pictures are inverted; the ink is cropped, scaled to fit 20×20
+    of 28×28 and centred by its centre of mass, as MNIST's digits were prepared.
+    """
+    return ink_to_tensor(read_grey(path), size)
+
+
+def load_picture(path: str, size: tuple[int, int]) -> torch.Tensor:
+    """An uploaded picture as a (1, 1, H, W) tensor prepared like a folder dataset's pictures."""
+    return torch.from_numpy(pad_resize(read_grey(path), size)).float().div(255).view(1, 1, *size)
+
+
+def pad_resize(grey: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Grey [0, 1] → uint8 (height, width), aspect kept by padding with the picture's border colour.
+
+    Padding with the border colour, not black, keeps a face shot against white from being boxed in.
+    """
+    height, width = size
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    picture = Image.fromarray(np.round(grey * 255).astype(np.uint8))
+    fitted = ImageOps.pad(picture, (width, height), Image.LANCZOS, color=int(round(np.median(border) * 255)))
+    return np.asarray(fitted, dtype=np.uint8)
+
+
+def to_grey(im: Image.Image) -> np.ndarray:
     """Any mode → float grey in [0, 1]; transparency is laid over white, like ink on paper."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
         array = np.asarray(im, dtype=np.float64)

@@ -32,6 +32,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 class TrainConfig:
     dataset: str = "mnist"
     data_root: str | None = None
+    image_size: tuple[int, int] | None = None
     epochs: int = 10
     batch_size: int = 128
     lr: float = 1e-3
@@ -145,7 +146,7 @@ class Trainer:
     def _run(self) -> None:
         last_saved: int | None = None
         try:
-            data = self.dataset or load_dataset(self.config.dataset, self.config.data_root)
+            data = self.dataset or load_dataset(self.config.dataset, self.config.data_root, self.config.image_size)
             if data.note:
                 self._emit({"event": "dataset_note", "dataset_note": data.note})
             device = resolve_device(self.config.device)

@@ -1,0 +1,138 @@
+"""Your own pictures as a dataset: a folder or a .zip of images, subfolders as classes.
+
+Every picture becomes grey and is resized to one size, its aspect kept by padding
+(`images.pad_resize`), as an uploaded picture is when a model trained on them sees it. Files
+that are not readable images are skipped and counted; archives that could hurt the
+server (a zip bomb, a path that leaves the folder, too many files) are refused whole.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from PIL import Image
+
+from .data import DataError, Dataset, split_deterministic
+from .images import ImageError, pad_resize, read_grey
+
+MAX_IMAGES = 100_000
+MAX_UNPACKED_BYTES = 1_000_000_000
+MAX_COMPRESSION_RATIO = 200  # real image files compress 1–3×; a bomb compresses 1000×
+MIN_SIDE, MAX_SIDE = 8, 256
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm"}
+
+Entry = tuple[PurePosixPath, Callable[[], bytes]]
+
+
+def load_image_folder(path: str | Path, size: tuple[int, int] = (28, 28)) -> Dataset:
+    """A folder of pictures; first-level subfolders, if every picture is in one, name the classes."""
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"{str(root)!r} is not a folder")
+    real_root = root.resolve()
+    entries = []
+    for file in sorted(root.rglob("*")):
+        if not file.is_file():
+            continue
+        if not file.resolve().is_relative_to(real_root):
+            raise DataError(f"{file.relative_to(root)} links outside the folder; refusing the folder")
+        entries.append((PurePosixPath(file.relative_to(root).as_posix()), file.read_bytes))
+        if len(entries) > MAX_IMAGES:
+            raise DataError(f"the folder holds more than {MAX_IMAGES:,} files; use a smaller set")
+    return images_to_dataset(f"folder:{root}", entries, size)
+
+
+def load_image_zip(path: str | Path, size: tuple[int, int] = (28, 28), name: str | None = None) -> Dataset:
+    """A .zip of pictures, read in memory (never extracted), after checks that it is safe to read."""
+    path = Path(path)
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{name or path.name} is not a zip archive")
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataError(f"{name or path.name} is a damaged zip archive: {exc}") from None
+    with archive:
+        infos = [info for info in archive.infolist() if not info.is_dir()]
+        _check_archive(infos)
+        entries = [(PurePosixPath(info.filename), _reader(archive, info)) for info in infos]
+        return images_to_dataset(f"zip:{name or path.name}", entries, size)
+
+
+def _check_archive(infos: list[zipfile.ZipInfo]) -> None:
+    if len(infos) > MAX_IMAGES:
+        raise DataError(f"the zip holds {len(infos):,} files, over the limit of {MAX_IMAGES:,}")
+    total = 0
+    for info in infos:
+        parts = PurePosixPath(info.filename.replace("\\", "/")).parts
+        if info.filename.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
+            raise DataError(f"the zip has a path that leaves its folder ({info.filename[:80]}); refusing it")
+        total += info.file_size
+        if info.file_size > 1_000_000 and info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1):
+            raise DataError(f"{info.filename[:80]} would unpack {info.file_size / max(info.compress_size, 1):,.0f}× "
+                            "larger than it is packed: this looks like a zip bomb; refusing it")
+    if total > MAX_UNPACKED_BYTES:
+        raise DataError(f"the zip would unpack to {total / 1e9:.1f} GB, over the limit of "
+                        f"{MAX_UNPACKED_BYTES / 1e9:.0f} GB")
+
+
+def _reader(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[[], bytes]:
+    # ZipExtFile stops at the header's declared size, which _check_archive has bounded.
+    return lambda: archive.read(info)
+
+
+def images_to_dataset(name: str, entries: list[Entry], size: tuple[int, int]) -> Dataset:
+    """Decode, label and split the pictures; the data note counts what was skipped."""
+    height, width = check_size(size)
+    entries = [(rel, read) for rel, read in entries if not _is_hidden(rel)]
+    entries = _strip_common_folder(entries)
+    pictures, classes, skipped = [], [], []
+    for rel, read in entries:
+        try:
+            if rel.suffix.lower() not in IMAGE_SUFFIXES:
+                raise ImageError("not an image")
+            pictures.append(pad_resize(read_grey(io.BytesIO(read())), (height, width)))
+            classes.append(rel.parts[0] if len(rel.parts) > 1 else None)
+        except (ImageError, OSError, ValueError, SyntaxError, zipfile.BadZipFile, Image.DecompressionBombError):
+            skipped.append(str(rel))
+    if len(pictures) < 2:
+        raise DataError(f"found {len(pictures)} readable image(s) in {name.split(':', 1)[-1]}; at least 2 are needed "
+                        f"(PNG, JPEG and the like{_skipped_text(skipped)})")
+    labelled = None not in classes and len(set(classes)) >= 2
+    class_names = tuple(sorted(set(classes))) if labelled else ()
+    labels = np.array([class_names.index(c) for c in classes] if labelled else [0] * len(classes), dtype=np.int64)
+    images = np.stack(pictures)[:, None]
+    train, test = split_deterministic(labels)
+    kind = f"{len(class_names)} classes from subfolder names" if labelled else "no classes (no class subfolders)"
+    note = (f"Your images: {len(pictures):,} pictures at {height}×{width}, {kind}; "
+            f"{len(train):,} for training and {len(test):,} for testing{_skipped_text(skipped)}.")
+    return Dataset(name, images[train], labels[train], images[test], labels[test], note, class_names)
+
+
+def check_size(size: tuple[int, int]) -> tuple[int, int]:
+    height, width = (int(v) for v in size)
+    if not (MIN_SIDE <= height <= MAX_SIDE and MIN_SIDE <= width <= MAX_SIDE):
+        raise DataError(f"image size must be between {MIN_SIDE} and {MAX_SIDE} pixels a side, not {height}×{width}")
+    return height, width
+
+
+def _is_hidden(rel: PurePosixPath) -> bool:
+    """macOS resource forks and dotfiles ride along in many zips; they are not the user's pictures."""
+    return any(part.startswith(".") or part == "__MACOSX" for part in rel.parts)
+
+
+def _strip_common_folder(entries: list[Entry]) -> list[Entry]:
+    """`digits/0/a.png`, `digits/1/b.png` → `0/a.png`, `1/b.png`: zipping a folder wraps it in one more."""
+    while entries and all(len(rel.parts) > 1 for rel, _ in entries) and len({rel.parts[0] for rel, _ in entries}) == 1:
+        entries = [(PurePosixPath(*rel.parts[1:]), read) for rel, read in entries]
+    return entries
+
+
+def _skipped_text(skipped: list[str]) -> str:
+    if not skipped:
+        return ""
+    shown = ", ".join(skipped[:3]) + (", …" if len(skipped) > 3 else "")
+    return f"; skipped {len(skipped):,} file(s) that are not readable images ({shown})"
