@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .images import to_grid
+from .losses import gaussian_kl_per_dim, reconstruction_loss
 from .models import VAE
 
 BASES = ("zero", "random", "image")
@@ -114,3 +115,26 @@ def manifold_grid(model: VAE, n: int = 15, label: int = 0) -> np.ndarray:
     z2, z1 = torch.meshgrid(values.flip(0), values, indexing="ij")
     z = torch.stack([z1.reshape(-1), z2.reshape(-1)], 1)
     return to_grid(model.sample(0, _labels(model, n * n, label), z=z), nrow=n)
+
+
+@torch.no_grad()
+def loss_breakdown(model: VAE, x: torch.Tensor, label: int = 0, seed: int = 0) -> dict:
+    """The ELBO's parts for one image (1, C, H, W) and one draw z = μ + σ·ε (ε seeded).
+
+    The same functions the training loss calls compute every number here, so what a
+    learner reads is what the optimizer sees: `reconstruction` is the training term
+    (−log p(x|z), up to a constant for `mse`) and `kl` is the closed-form KL to N(0, I).
+    """
+    labels = _labels(model, 1, label)
+    mu, log_std = model.encode(x, labels)
+    z = model.reparameterize(mu, log_std, _gen(seed))
+    logits = model.decode_logits(z, labels)
+    kl_per_dim = gaussian_kl_per_dim(mu, log_std)
+    return {
+        "mu": mu[0].tolist(), "sigma": torch.exp(log_std[0]).tolist(), "z": z[0].tolist(),
+        "kl_per_dim": kl_per_dim[0].tolist(),
+        "reconstruction": reconstruction_loss(model.config.likelihood, logits, x, model.log_sigma_x).item(),
+        "kl": kl_per_dim.sum().item(),
+        "n_pixels": model.config.n_pixels,
+        "picture": to_grid(torch.cat([x, torch.sigmoid(logits)])),
+    }

@@ -27,13 +27,23 @@ def gaussian_kl(
     With no prior given this is the familiar −½ Σ(1 + 2 log σ − μ² − σ²) against
     N(0, I); the structured-output CVAE passes its learned prior p(z|x).
     """
+    return gaussian_kl_per_dim(mu, log_std, prior_mu, prior_log_std).sum(dim=-1)
+
+
+def gaussian_kl_per_dim(
+    mu: torch.Tensor,
+    log_std: torch.Tensor,
+    prior_mu: torch.Tensor | None = None,
+    prior_log_std: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The KL of each latent dimension: which dimensions carry information (KL ≫ 0) and which are unused."""
     if prior_mu is None:
         prior_mu = torch.zeros_like(mu)
     if prior_log_std is None:
         prior_log_std = torch.zeros_like(log_std)
     var_ratio = torch.exp(2 * (log_std - prior_log_std))
     mean_term = ((mu - prior_mu) * torch.exp(-prior_log_std)) ** 2
-    return 0.5 * (var_ratio + mean_term - 1 - 2 * (log_std - prior_log_std)).sum(dim=-1)
+    return 0.5 * (var_ratio + mean_term - 1 - 2 * (log_std - prior_log_std))
 
 
 def reconstruction_loss(
@@ -72,3 +82,24 @@ def kl_weight(beta: float, warmup_epochs: float, progress_epochs: float) -> floa
     if warmup_epochs <= 0:
         return beta
     return beta * min(1.0, progress_epochs / warmup_epochs)
+
+
+REDUCTIONS = ("sum", "mean")
+
+
+def weighed_terms(reconstruction: float, kl: float, beta: float, reduction: str, n_pixels: int) -> dict[str, float]:
+    """How one image's loss splits between its two terms under a reduction choice.
+
+    `sum` (ours, and the ELBO's): reconstruction summed over pixels + β·KL. `mean`, as
+    `F.mse_loss`/`F.binary_cross_entropy` do by default: the reconstruction is averaged
+    over the n pixels while the KL stays summed over latent dims, so next to the
+    reconstruction the KL counts n times more: the same as training with sum and β·n.
+    """
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, not {reduction!r}")
+    recon = reconstruction / n_pixels if reduction == "mean" else reconstruction
+    weighted_kl = beta * kl
+    total = recon + weighted_kl
+    return {"reconstruction_term": recon, "kl_term": weighted_kl, "loss": total,
+            "kl_share": weighted_kl / total if total else 0.0,
+            "effective_beta": beta * n_pixels if reduction == "mean" else beta}
