@@ -22,11 +22,13 @@ from ui.components import Number, Slider, digit_input, grid_image, seed_input
 from ui.live_run import LOSS_SERIES, PART_SERIES, plot_frame
 from ui.studio import Studio
 from vae_core.checkpoint import CheckpointError
-from vae_core.data import DATASETS
+from vae_core.data import DATASETS, DEFAULT_LIKELIHOOD
+from vae_core.folders import MAX_SIDE, MIN_SIDE
 from vae_core.losses import LIKELIHOODS
 
 HERE = Path(__file__).resolve().parent
 RUNS = Path(os.environ.get("VAE_STUDIO_RUNS", HERE / "runs"))
+LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
 CSS = """
 .grid img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }
 .run-progress { display: flex; gap: 0.75em; align-items: center; }
@@ -60,7 +62,14 @@ def build() -> gr.Blocks:
                         model = gr.Radio(["vae", "cvae"], value="vae", label="Model",
                                          info="cvae: conditioned on the digit label")
                         arch = gr.Radio(["mlp", "conv"], value="mlp", label="Architecture")
-                        dataset = gr.Dropdown(list(DATASETS), value="mnist", label="Dataset")
+                        dataset = gr.Dropdown([*DATASETS, ("your pictures (.zip)", actions.UPLOAD)], value="mnist",
+                                              label="Dataset", elem_id="dataset")
+                        with gr.Group(visible=False) as upload_box:
+                            zip_file = gr.File(label="A .zip of pictures; subfolders name the classes",
+                                               file_types=[".zip"], type="filepath", elem_id="zip-upload")
+                            with gr.Row():
+                                height = Slider(MIN_SIDE, MAX_SIDE, value=28, step=1, label="Height (px)")
+                                width = Slider(MIN_SIDE, MAX_SIDE, value=28, step=1, label="Width (px)")
                         latent = Slider(1, 64, value=10, step=1, label="Latent size")
                         hidden = Slider(8, 2048, value=200, step=8, label="Hidden width")
                         likelihood = gr.Radio(list(LIKELIHOODS), value="mse", label="Likelihood",
@@ -140,6 +149,29 @@ def build() -> gr.Blocks:
                     pick_btn = gr.Button("Two random test digits", elem_id="pick-digits")
                     interp_btn = gr.Button("Interpolate", variant="primary", elem_id="interpolate-btn")
                 interp_out = grid_image("Decoded path from A to B", "interpolate-grid")
+            with gr.Tab("How it works", id="how", elem_id="tab-how"):
+                with gr.Row():
+                    with gr.Column(scale=3):
+                        gr.Markdown((HERE / "ui" / "how_it_works.md").read_text(), latex_delimiters=LATEX)
+                    with gr.Column(scale=2):
+                        how_image = digit_input("Digit", "how-image", actions.sketch_to_image)
+                        how_pick = gr.Button("A random test digit", elem_id="how-pick")
+                        with gr.Row():
+                            how_model = gr.Radio(["vae", "cvae"], value="vae", label="Model")
+                            how_label = Number(0, label="Label (CVAE)", precision=0, minimum=0)
+                        how_beta = Slider(0, 10, value=1.0, step=0.1, label="β (KL weight)")
+                        how_reduction = gr.Radio(["sum", "mean"], value="sum", label="Reduction over pixels",
+                                                 elem_id="how-reduction")
+                        how_seed = seed_input("Seed for ε")
+                        how_btn = gr.Button("Explain", variant="primary", elem_id="how-btn")
+                how_text = gr.Markdown(elem_id="how-text")
+                with gr.Row():
+                    how_picture = grid_image("Input · reconstruction from z", "how-picture", height=200)
+                    how_bars = gr.BarPlot(x="dim", y="KL (nats)", title="KL per latent dimension", sort=None,
+                                          elem_id="how-bars", height=260)
+                with gr.Row():
+                    how_table = gr.Dataframe(label="Per latent dimension", elem_id="how-table")
+                    how_terms = gr.JSON(label="Loss terms (nats per image)", elem_id="how-terms")
             with gr.Tab("Latent map", id="latent-map", elem_id="tab-latent-map"):
                 map_btn = gr.Button("Encode the test set", variant="primary", elem_id="latent-map-btn")
                 map_text = gr.Markdown()
@@ -150,14 +182,18 @@ def build() -> gr.Blocks:
 
         train_outputs = [status, progress, loss_plot, parts_plot, grid, recon, download]
         train_inputs = [model, dataset, epochs, latent, batch_size, lr, arch, hidden, likelihood, beta, kl_warmup,
-                        seed]
-        # `seen` (per browser) is what this page already shows of the run, so that the
-        # stream and the timer never send the same update twice.
+                        seed, zip_file, height, width]
+        dataset.change(dataset_defaults, dataset, [upload_box, likelihood], api_visibility="private",
+                       concurrency_limit=None)
+        # `seen` (per session) is what this page or API client already has of the run, so
+        # that an update (two PNGs among it) is never sent twice.
         seen = gr.State(actions.NOT_SEEN)
-        start.click(actions.train, train_inputs, [*train_outputs, seen], api_name="train", **free).then(
-            actions.active_models, None, models_md, api_visibility="private", **free)
+        start.click(actions.start, train_inputs, stop_note, api_visibility="private", **free)
+        # /train streams the run to API clients; in the page only the timer draws it (see actions.start).
+        gr.Button(visible=False).click(actions.train, train_inputs, [*train_outputs, seen], api_name="train",
+                                       **free)
         stop.click(actions.stop, None, stop_note, api_name="stop", **free)
-        gr.Timer(actions.UPDATE_EVERY_S).tick(actions.poll, seen, [*train_outputs, seen],
+        gr.Timer(actions.UPDATE_EVERY_S).tick(actions.poll, seen, [*train_outputs, seen, models_md],
                                              api_visibility="private", **free)
         demo.load(actions.active_models, None, models_md, api_visibility="private", **free)
 
@@ -172,6 +208,15 @@ def build() -> gr.Blocks:
         interp_btn.click(gpu(actions.interpolate), [image_a, image_b, interp_steps], interp_out,
                          api_name="interpolate", **sampling)
         pick_btn.click(actions.random_test_digits, None, [image_a, image_b], api_visibility="private", **sampling)
+        how_inputs = [how_image, how_model, how_label, how_beta, how_reduction, how_seed]
+        how_outputs = [how_picture, how_table, how_bars, how_terms, how_text]
+        how_btn.click(gpu(actions.explain), how_inputs, how_outputs, api_name="explain", **sampling)
+        for control in (how_beta, how_reduction, how_model):  # the balance moves as the controls do
+            control.change(gpu(actions.explain_live), how_inputs, how_outputs, api_visibility="private",
+                           trigger_mode="always_last", **sampling)
+        how_pick.click(actions.random_test_digit, None, [how_image, how_label], api_visibility="private",
+                       **sampling).then(gpu(actions.explain_live), how_inputs, how_outputs, api_visibility="private",
+                                        **sampling)
         map_btn.click(gpu(actions.latent_map), None, [scatter, manifold, map_text], api_name="latent_map",
                       **sampling)
     # max_size: past 64 waiting requests a caller is told at once ("Queue is full! Please
@@ -179,6 +224,11 @@ def build() -> gr.Blocks:
     # sampling slots at ~0.25 s a call, 64 waiting is a 10 s wait at worst.
     demo.queue(max_size=int(os.environ.get("VAE_STUDIO_QUEUE_SIZE", "64")))
     return demo
+
+
+def dataset_defaults(name: str):
+    """Show the upload box for your own pictures; Frey Face trains with its paper's Gaussian likelihood."""
+    return gr.Group(visible=name == actions.UPLOAD), DEFAULT_LIKELIHOOD.get(name, "mse")
 
 
 def share_reachable(timeout: float = 3.0) -> bool:
@@ -213,7 +263,7 @@ def main() -> None:
     demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
-        share=share, show_error=True, css=CSS, max_file_size="10mb", prevent_thread_lock=True, quiet=True,
+        share=share, show_error=True, css=CSS, max_file_size="200mb", prevent_thread_lock=True, quiet=True,
     )
     print(f"VAE Studio is running on {demo.local_url}", flush=True)
     if share:

@@ -189,7 +189,7 @@ def test_share_without_network_says_so_in_one_line_and_serves_locally(tmp_path):
 
 
 def test_an_empty_upload_or_drawing_asks_for_a_digit(client, digit_png):
-    with pytest.raises(Exception, match="Upload or draw a digit first"):
+    with pytest.raises(Exception, match="Upload or draw a picture first"):
         client.predict(image=None, api_name="/reconstruct")
     with pytest.raises(Exception, match="image B is empty"):
         client.predict(image_a=handle_file(digit_png[0]), image_b=None, api_name="/interpolate")

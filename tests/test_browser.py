@@ -10,7 +10,8 @@ from conftest import ROOT
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
-TABS = ["Train", "Sample", "Latent traverse", "Conditional digit", "Reconstruct", "Interpolate", "Latent map"]
+TABS = ["Train", "Sample", "Latent traverse", "Conditional digit", "Reconstruct", "Interpolate", "How it works",
+        "Latent map"]
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +91,21 @@ def test_interpolate_two_test_digits_and_map_the_latent_space(page):
     page.locator("#latent-map-btn").click()
     page.locator("#latent-scatter canvas, #latent-scatter svg").first.wait_for(timeout=30_000)
     page.screenshot(path=ARTIFACTS / "latent-map.png")
+
+
+def test_how_it_works_explains_a_test_digit_and_follows_the_controls(page):
+    from playwright.sync_api import expect
+
+    open_tab(page, "How it works")
+    expect(page.locator(".katex").first).to_be_visible(timeout=10_000)  # the maths is typeset, not raw LaTeX
+    page.locator("#how-pick").click()
+    expect(page.locator("#how-text")).to_contain_text("With sum reduction", timeout=30_000)
+    wait_for_image(page, "how-picture")
+    page.locator("#how-bars canvas, #how-bars svg").first.wait_for(timeout=30_000)
+    page.locator("#how-reduction input[value=mean]").check()
+    expect(page.locator("#how-text")).to_contain_text("effective β against a summed reconstruction: 784",
+                                                      timeout=30_000)
+    page.screenshot(path=ARTIFACTS / "how-it-works.png", full_page=True)
 
 
 def test_train_shows_plot_and_grid_then_stop(page):

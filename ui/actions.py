@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 
 from vae_core import explore
-from vae_core.data import DATASETS
-from vae_core.images import ImageError, load_digit, sketch_ink
-from vae_core.losses import LIKELIHOODS
+from vae_core.data import DATASETS, DataError
+from vae_core.folders import MAX_SIDE, MIN_SIDE
+from vae_core.images import ImageError, load_digit, load_picture, sketch_ink
+from vae_core.losses import LIKELIHOODS, REDUCTIONS, weighed_terms
 from vae_core.models import ARCHS, KINDS, MAX_LATENT, ModelConfig
 from vae_core.trainer import TrainConfig
 
@@ -81,10 +82,13 @@ def choice(name: str, value, options) -> str:
     return value
 
 
-def digit_image(path, label: str = "image"):
+def digit_image(path, model, label: str = "image"):
+    """The picture as `model` was trained to see it: an MNIST-style digit, or a padded, resized picture."""
     if not path:
-        raise gr.Error(f"Upload or draw a digit first ({label} is empty)")
-    return load_digit(str(path))
+        raise gr.Error(f"Upload or draw a picture first ({label} is empty)")
+    if model.config.image_shape == (1, 28, 28):
+        return load_digit(str(path))
+    return load_picture(str(path), model.config.image_shape[1:])
 
 
 # -- sampling tabs ---------------------------------------------------------------------------
@@ -127,14 +131,15 @@ def traverse(span=3.0, steps=11, seed=0, base="zero", image=None) -> np.ndarray:
     if base == "random":
         code = explore.random_code(model, seed)
     elif base == "image":
-        code = explore.encode_mean(model, digit_image(image))
+        code = explore.encode_mean(model, digit_image(image, model))
     return explore.traverse_grid(model, span, steps, code)
 
 
 @user_facing
 def reconstruct(image) -> np.ndarray:
     """The digit (as the model sees it, 28×28) beside its reconstruction."""
-    return explore.reconstruction_pair(studio().active("vae").model, digit_image(image))
+    model = studio().active("vae").model
+    return explore.reconstruction_pair(model, digit_image(image, model))
 
 
 @user_facing
@@ -142,7 +147,8 @@ def interpolate(image_a, image_b, steps=10) -> np.ndarray:
     """The decoded straight path between the codes of two digits."""
     steps = number("steps", steps, 2, MAX_STEPS, whole=True)
     model = studio().active("vae").model
-    return explore.interpolation_grid(model, digit_image(image_a, "image A"), digit_image(image_b, "image B"), steps)
+    return explore.interpolation_grid(model, digit_image(image_a, model, "image A"),
+                                      digit_image(image_b, model, "image B"), steps)
 
 
 @user_facing
@@ -155,18 +161,69 @@ def sketch_to_image(sketch) -> np.ndarray | None:
 
 
 @user_facing
+def explain(image, model="vae", label=0, beta=1.0, reduction="sum", seed=0):
+    """One image through the active model: μ, σ, z per latent dimension, and how the loss splits.
+
+    Returns the input beside its reconstruction from z, a per-dimension table, the KL bar
+    chart's data, the loss terms in nats (JSON) and a short reading of them.
+    """
+    active = studio().active(choice("model", model, KINDS))
+    net = active.model
+    label = number("label", label, 0, max(net.config.n_classes - 1, 0), whole=True)
+    beta = number("beta", beta, 0, 1000)
+    reduction = choice("reduction", reduction, REDUCTIONS)
+    parts = explore.loss_breakdown(net, digit_image(image, net), label, whole_seed(seed))
+    terms = weighed_terms(parts["reconstruction"], parts["kl"], beta, reduction, parts["n_pixels"])
+    width = len(str(len(parts["mu"])))
+    dims = [f"z{j + 1:0{width}d}" for j in range(len(parts["mu"]))]  # z01…z10 sort as numbers do
+    table = pd.DataFrame({"dim": dims, "μ": parts["mu"], "σ": parts["sigma"], "z": parts["z"],
+                          "KL (nats)": parts["kl_per_dim"]}).round(4)
+    # bars start at zero: a KL near 0 is the point (an unused dimension), not an axis artefact
+    bars = gr.BarPlot(pd.DataFrame({"dim": dims, "KL (nats)": parts["kl_per_dim"]}),
+                      y_lim=[0, max(max(parts["kl_per_dim"]) * 1.05, 0.1)])
+    numbers = {"reconstruction_nats": parts["reconstruction"], "kl_nats": parts["kl"],
+               "likelihood": net.config.likelihood, "beta": beta, "reduction": reduction,
+               "n_pixels": parts["n_pixels"], **terms}
+    active_dims = sum(k > 0.1 for k in parts["kl_per_dim"])
+    text = (f"**{active.model.config.kind.upper()}**, {net.config.likelihood} likelihood. Reconstruction "
+            f"{parts['reconstruction']:.2f} nats, KL {parts['kl']:.2f} nats "
+            f"({active_dims} of {len(dims)} dimensions above 0.1 nats).\n\n"
+            f"With **{reduction}** reduction and β = {beta:g}: loss = {terms['reconstruction_term']:.4g} "
+            f"+ {terms['kl_term']:.4g} = {terms['loss']:.4g}; the KL is **{terms['kl_share']:.1%}** of it "
+            f"(effective β against a summed reconstruction: {terms['effective_beta']:g}).")
+    return parts["picture"], table, bars, numbers, text
+
+
+def explain_live(image, *settings):
+    """`explain` for control changes: silent until there is a picture to explain (private)."""
+    return explain(image, *settings) if image else (gr.skip(),) * 5
+
+
+def _random_test_images(count: int) -> tuple[np.ndarray, np.ndarray]:
+    data = studio().test_data(studio().active("vae"))
+    idx = np.random.default_rng().choice(len(data.test_images), count, replace=False)
+    return data.test_images[idx, 0], data.test_labels[idx]
+
+
+@user_facing
 def random_test_digits() -> tuple[np.ndarray, np.ndarray]:
     """Two test-set digits as pictures, a new pair each click, for people with no digit at hand (private)."""
-    data = studio().test_data(studio().active("vae").info.get("dataset", "mnist"))
-    i, j = np.random.default_rng().choice(len(data.test_images), 2, replace=False)
-    return data.test_images[i, 0], data.test_images[j, 0]
+    images, _ = _random_test_images(2)
+    return images[0], images[1]
+
+
+@user_facing
+def random_test_digit() -> tuple[np.ndarray, int]:
+    """One test-set digit and its label (private)."""
+    images, labels = _random_test_images(1)
+    return images[0], int(labels[0])
 
 
 @user_facing
 def latent_map():
     """The test set's codes in 2-D, coloured by label, and the decoded manifold for a 2-D model."""
     active = studio().active("vae")
-    data = studio().test_data(active.info.get("dataset", "mnist"))
+    data = studio().test_data(active)
     x, labels = data.tensors("test")
     coords, method = explore.latent_map(active.model, x, labels)
     frame = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1],
@@ -195,29 +252,20 @@ def _outputs(snap: Snapshot, seen: tuple[int, int]):
             (snap.version, snap.pictures))
 
 
+UPLOAD = "upload"
+
+
 def train(model="vae", dataset="mnist", epochs=10, latent=10, batch_size=128, lr=1e-3, arch="mlp", hidden=200,
-          likelihood="mse", beta=1.0, kl_warmup=0.0, seed=0):
-    """Start a run (or join the one going) and stream its progress, about once a second, until it ends."""
-    try:
-        model_config = ModelConfig(
-            kind=choice("model", model, KINDS), arch=choice("arch", arch, ARCHS),
-            hidden=number("hidden width", hidden, 8, 2048, whole=True),
-            latent=number("latent size", latent, 1, MAX_LATENT, whole=True),
-            likelihood=choice("likelihood", likelihood, LIKELIHOODS), beta=number("beta", beta, 0, 100),
-        )
-        train_config = TrainConfig(
-            dataset=choice("dataset", dataset, DATASETS), epochs=number("epochs", epochs, 1, 500, whole=True),
-            batch_size=number("batch size", batch_size, 1, 4096, whole=True), lr=number("learning rate", lr, 1e-6, 1),
-            seed=whole_seed(seed),
-            kl_warmup=number("KL warm-up", kl_warmup, 0, 500),
-        )
-    except ValueError as exc:
-        raise gr.Error(str(exc)) from None
-    run, started = studio().start_run(model_config, train_config)
+          likelihood="mse", beta=1.0, kl_warmup=0.0, seed=0, zip_file=None, height=28, width=28):
+    """Start a run (or join the one going) and stream its progress, about once a second, until it ends.
+
+    dataset="upload" trains on `zip_file`, a .zip of pictures (subfolders = classes), at height×width.
+    """
+    run, started = _start(model, dataset, epochs, latent, batch_size, lr, arch, hidden, likelihood, beta, kl_warmup,
+                          seed, zip_file, height, width)
     seen = NOT_SEEN
     if not started:
-        busy = "A run is in progress: showing its live progress instead. Press Stop to end it, or wait for it."
-        gr.Info(busy)
+        busy = BUSY
         snap = run.snapshot()
         first = _outputs(snap, seen)
         seen = first[-1]
@@ -233,6 +281,57 @@ def train(model="vae", dataset="mnist", epochs=10, latent=10, batch_size=128, lr
         run.wait(UPDATE_EVERY_S)
 
 
+BUSY = "A run is in progress: showing its live progress instead. Press Stop to end it, or wait for it."
+
+
+def start(*settings) -> str:
+    """The Start button: start the run and return at once (private).
+
+    The page's 1 s timer alone draws the run. A second writer (this event streaming too)
+    can deliver an older update after a newer one has been recorded as seen, and the page
+    would then keep a stale status for good.
+    """
+    _, started = _start(*settings)
+    return "" if started else BUSY
+
+
+def _start(model, dataset, epochs, latent, batch_size, lr, arch, hidden, likelihood, beta, kl_warmup, seed,
+           zip_file, height, width):
+    """Check every setting, read an uploaded zip, and start the run (or find the one going)."""
+    try:
+        dataset = choice("dataset", dataset, (*DATASETS, UPLOAD))
+        model_config = ModelConfig(
+            kind=choice("model", model, KINDS), arch=choice("arch", arch, ARCHS),
+            hidden=number("hidden width", hidden, 8, 2048, whole=True),
+            latent=number("latent size", latent, 1, MAX_LATENT, whole=True),
+            likelihood=choice("likelihood", likelihood, LIKELIHOODS), beta=number("beta", beta, 0, 100),
+        )
+        train_config = TrainConfig(
+            dataset=dataset, epochs=number("epochs", epochs, 1, 500, whole=True),
+            batch_size=number("batch size", batch_size, 1, 4096, whole=True), lr=number("learning rate", lr, 1e-6, 1),
+            seed=whole_seed(seed),
+            kl_warmup=number("KL warm-up", kl_warmup, 0, 500),
+        )
+        if dataset == UPLOAD:
+            train_config.dataset = _read_upload(zip_file, height, width, model_config.kind).name
+    except (ValueError, DataError) as exc:
+        raise gr.Error(str(exc)) from None
+    return studio().start_run(model_config, train_config)
+
+
+def _read_upload(zip_file, height, width, kind: str):
+    if not zip_file:
+        raise gr.Error("Upload a .zip of pictures first (or pick another dataset)")
+    size = (number("image height", height, MIN_SIDE, MAX_SIDE, whole=True),
+            number("image width", width, MIN_SIDE, MAX_SIDE, whole=True))
+    path = str(zip_file)
+    data = studio().read_upload(path, size, filename=path.replace("\\", "/").rsplit("/", 1)[-1])
+    if kind == "cvae" and data.n_classes < 2:
+        raise gr.Error("These pictures have no class subfolders, so only the VAE can train on them: choose "
+                       "Model vae, or put each class in its own subfolder of the zip.")
+    return data
+
+
 def stop() -> str:
     """Stop the run in progress; it ends within a second, keeping its last finished epoch."""
     if studio().stop():
@@ -241,12 +340,12 @@ def stop() -> str:
 
 
 def poll(seen):
-    """The 1 s timer: any browser, including one that never pressed Start, sees the current run."""
+    """The 1 s timer: every browser sees the current run, and the active models once it ends."""
     run = studio().run
     seen = tuple(seen) if seen else NOT_SEEN
     if run is None or (snap := run.snapshot()).version == seen[0]:
-        return (gr.skip(),) * 8
-    return _outputs(snap, seen)
+        return (gr.skip(),) * 9
+    return (*_outputs(snap, seen), active_models() if snap.finished else gr.skip())
 
 
 def active_models() -> str:

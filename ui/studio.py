@@ -14,6 +14,7 @@ from pathlib import Path
 
 from vae_core.checkpoint import load_checkpoint
 from vae_core.data import Dataset, load_dataset
+from vae_core.folders import load_image_zip
 from vae_core.models import VAE, ModelConfig
 from vae_core.trainer import TrainConfig, Trainer
 
@@ -50,10 +51,21 @@ class Studio:
     def active(self, kind: str) -> ActiveModel:
         return self.models[kind]
 
-    def test_data(self, name: str) -> Dataset:
+    def test_data(self, active: ActiveModel) -> Dataset:
+        """The data the model was trained on (an uploaded zip stays cached from its upload)."""
+        name = active.info.get("dataset", "mnist")
         if name not in self._datasets:
-            self._datasets[name] = load_dataset(name)
+            self._datasets[name] = load_dataset(name, image_size=active.model.config.image_shape[1:])
         return self._datasets[name]
+
+    def read_upload(self, path: str, size: tuple[int, int], filename: str) -> Dataset:
+        """Read an uploaded zip of pictures; kept by name so its run and later tabs can use it."""
+        data = load_image_zip(path, size, name=filename)
+        in_use = {m.info.get("dataset") for m in self.models.values()}
+        for name in [n for n in self._datasets if n.startswith("zip:") and n not in in_use]:
+            del self._datasets[name]  # one upload at a time in memory, plus those the active models need
+        self._datasets[data.name] = data
+        return data
 
     def start_run(self, model: ModelConfig, train: TrainConfig) -> tuple[LiveRun, bool]:
         """Start a run unless one is going; either way return the run to watch and whether it is new."""
@@ -63,8 +75,7 @@ class Studio:
             # unique even for two runs started within one second (one that failed at once, say)
             run_dir = self.runs_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{model.kind}-{uuid.uuid4().hex[:6]}"
             train.out = str(run_dir)
-            dataset = self._datasets.get(train.dataset)
-            trainer = Trainer(model, train, dataset)
+            trainer = Trainer(model, train, self._datasets.get(train.dataset))
             self.run = LiveRun(trainer, model.kind, run_dir, self._activate)
             trainer.start()
             return self.run, True
