@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -20,13 +22,21 @@ from .data import DATASETS, DEFAULT_LIKELIHOOD, FOLDER_PREFIX, DataError, load_d
 from .images import png_bytes, to_grid
 from .losses import LIKELIHOODS
 from .models import ARCHS, KINDS, MAX_LATENT, ModelConfig
-from .trainer import DEVICES, TrainConfig, Trainer, resolve_device
+from .trainer import DDP_NEEDS_TORCHRUN, DEVICES, TrainConfig, Trainer, resolve_device
 
 USAGE_ERROR = 2
 
 
 class UsageError(Exception):
     pass
+
+
+class JobEnded(Exception):
+    """torchrun sent SIGTERM: another process of the DDP job failed, so this one is being ended."""
+
+
+def _job_ended(signum, frame) -> None:
+    raise JobEnded
 
 
 class _Parser(argparse.ArgumentParser):
@@ -104,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", help="checkpoint folder to continue from (its model settings win)")
     train.add_argument("--out", required=True, help="checkpoint folder to write after every epoch")
     train.add_argument("--json", action="store_true", help="print one JSON event a line on stdout")
+    train.add_argument("--ddp", action="store_true",
+                       help="under torchrun: DistributedDataParallel (gloo on CPU, nccl on CUDA); "
+                            "--batch-size is the global batch, split over the processes")
 
     evaluate = commands.add_parser("evaluate", help="test-set ELBO, IWAE NLL and active units")
     evaluate.add_argument("checkpoint")
@@ -134,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except JobEnded:
+        print(f"error: rank {os.environ.get('RANK', '?')}: ended by torchrun after another process failed",
+              file=sys.stderr)
+        return 1
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -147,17 +164,24 @@ def _train(args: argparse.Namespace) -> int:
     train_config = TrainConfig(
         dataset=args.dataset, data_root=args.data_root, image_size=args.image_size, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr,
-        seed=args.seed, device=args.device, kl_warmup=args.kl_warmup, out=args.out, resume=args.resume,
+        seed=args.seed, device=args.device, kl_warmup=args.kl_warmup, out=args.out, resume=args.resume, ddp=args.ddp,
     )
+    if args.ddp and "RANK" not in os.environ:
+        raise UsageError(DDP_NEEDS_TORCHRUN)
     if args.resume:
         load_checkpoint(args.resume)  # a bad --resume is a usage error, found before any work starts
     # Loaded here, not in the trainer thread, so a missing dataset is a usage error too.
     data = load_dataset(args.dataset, args.data_root, args.image_size)
     if not args.resume:  # checks the model against the data (a CVAE needs classes) before any work
         model_config = replace(model_config, image_shape=data.image_shape, n_classes=data.n_classes)
+    if args.ddp:
+        signal.signal(signal.SIGTERM, _job_ended)
     trainer = Trainer(model_config, train_config, data).start()
+    if os.environ.get("RANK", "0") != "0" and args.ddp:
+        return _follow_quietly(trainer)
     bar = None
     last: dict = {}
+    saved_any = False
     try:
         for event in trainer.events():
             last = event
@@ -174,7 +198,9 @@ def _train(args: argparse.Namespace) -> int:
                 seen = round((event["progress"] - start["first_epoch"] + 1) * start["n_train"])
                 bar.update(seen - bar.n)
                 bar.set_postfix(epoch=event["epoch"], loss=f"{event['loss']:.2f}")
-            elif kind == "epoch" and bar is not None and not args.json:
+            elif kind == "epoch":
+                saved_any = True
+            if kind == "epoch" and bar is not None and not args.json:
                 bar.write(f"epoch {event['epoch']}: train {event['train_loss']:.3f}  test {event['test_loss']:.3f} "
                           f"(recon {event['recon']:.3f}, kl {event['kl']:.3f})  "
                           f"{event['samples_per_s']:,.0f} img/s")
@@ -182,12 +208,28 @@ def _train(args: argparse.Namespace) -> int:
         trainer.stop()
         trainer.join()
         raise
+    except JobEnded:
+        trainer.stop()  # its thread may be waiting on the dead peer; the process ends without it
+        last = {"event": "error", "kind": "job_ended", "checkpoint": args.out if saved_any else None,
+                "message": f"rank {os.environ.get('RANK', '0')}: another process of the job failed or was killed, "
+                           "so torchrun ended this one. Every checkpoint written is complete."}
+        if args.json:
+            print(json.dumps(last), flush=True)
     finally:
         if bar is not None:
             bar.close()
     if not args.json:
         saved = f" Checkpoint: {last['checkpoint']}" if last.get("checkpoint") else ""
-        print(last.get("message", "") + saved, file=sys.stderr)
+        prefix = "error: " if last.get("event") == "error" else ""
+        print(prefix + last.get("message", "") + saved, file=sys.stderr)
+    return 0 if last.get("event") == "done" else 1
+
+
+def _follow_quietly(trainer: Trainer) -> int:
+    """A DDP rank other than 0: rank 0 reports progress; this one speaks only if it fails."""
+    last = list(trainer.events())[-1]
+    if last.get("event") == "error":
+        print(f"error: {last['message']}", file=sys.stderr)
     return 0 if last.get("event") == "done" else 1
 
 

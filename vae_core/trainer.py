@@ -10,6 +10,7 @@ exactly what an uninterrupted one would have.
 from __future__ import annotations
 
 import math
+import os
 import queue
 import threading
 import time
@@ -17,6 +18,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import Dataset, load_dataset
@@ -26,6 +30,8 @@ from .losses import kl_weight
 from .models import VAE, ModelConfig, build_model, count_parameters
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+FINAL_EVENTS = ("done", "stopped", "error")
+DDP_NEEDS_TORCHRUN = "--ddp runs under torchrun: torchrun --nproc_per_node=N -m vae_core train ... --ddp"
 
 
 @dataclass
@@ -42,6 +48,7 @@ class TrainConfig:
     step_every: int = 20
     out: str | None = None
     resume: str | None = None
+    ddp: bool = False
 
     def __post_init__(self) -> None:
         problems = []
@@ -103,6 +110,7 @@ class Trainer:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="vae-trainer", daemon=True)
+        self.ddp = DistributedRun(train_config.ddp)
 
     # -- control -------------------------------------------------------------------------
     def start(self) -> Trainer:
@@ -131,11 +139,13 @@ class Trainer:
         while True:
             event = q.get(timeout=timeout)
             yield event
-            if event["event"] in ("done", "stopped", "error"):
+            if event["event"] in FINAL_EVENTS:
                 self.join()
                 return
 
     def _emit(self, event: dict) -> None:
+        if not self.ddp.is_main and event["event"] not in FINAL_EVENTS:
+            return  # other ranks report only how they ended
         event.setdefault("time", time.time())
         with self._lock:
             self.history.append(event)
@@ -150,7 +160,10 @@ class Trainer:
             if data.note:
                 self._emit({"event": "dataset_note", "dataset_note": data.note})
             device = resolve_device(self.config.device)
+            if self.config.ddp:
+                device = self.ddp.join(device)
             model, optimizer, first_epoch, past = self._prepare(data, device)
+            step_model = self.ddp.wrap(model, device)
             last_saved = first_epoch - 1 if self.config.resume else None
             train_x, train_y = data.tensors("train", device)
             test_x, test_y = data.tensors("test", device)
@@ -161,7 +174,9 @@ class Trainer:
                 "parameters": count_parameters(model),
             })
             for epoch in range(first_epoch, self.config.epochs + 1):
-                result = self._train_epoch(model, optimizer, train_x, train_y, epoch, device)
+                result = self._train_epoch(model, step_model, optimizer, train_x, train_y, epoch, device)
+                if not self.ddp.is_main:
+                    continue  # rank 0 alone evaluates, saves and reports
                 metrics = None if result is None else elbo_metrics(
                     model, test_x, test_y, _generator(device, self.config.seed), should_stop=self._stop.is_set
                 )
@@ -182,7 +197,7 @@ class Trainer:
             self._emit({"event": "error", "kind": "nan", "checkpoint": self._saved(last_saved),
                         "message": f"{exc} {self._stop_message(last_saved)}"})
         except Exception as exc:  # noqa: BLE001 - the thread reports every failure as an event
-            text = str(exc).strip()
+            text = self.ddp.explain(str(exc).strip())
             oom = isinstance(exc, MemoryError | torch.OutOfMemoryError) or "can't allocate memory" in text \
                 or "out of memory" in text.lower()
             if oom:
@@ -193,6 +208,7 @@ class Trainer:
             self._emit({"event": "error", "kind": "oom" if oom else type(exc).__name__,
                         "checkpoint": self._saved(last_saved), "message": message})
         finally:
+            self.ddp.leave()
             with self._lock:
                 self._subscribers.clear()
 
@@ -236,26 +252,33 @@ class Trainer:
         self.model = model
         return model, optimizer, first_epoch, past
 
-    def _train_epoch(self, model: VAE, optimizer, x: torch.Tensor, labels: torch.Tensor, epoch: int, device):
-        """One pass over the data; None if stopped. Raises NonFiniteLoss naming the step."""
+    def _train_epoch(self, model: VAE, step_model: nn.Module, optimizer, x: torch.Tensor, labels: torch.Tensor,
+                     epoch: int, device):
+        """One pass over the data; None if stopped. Raises NonFiniteLoss naming the step.
+
+        Under DDP every rank draws the same permutation and takes every world-th image of
+        each global batch, so the ranks together see each image once per epoch.
+        """
         cfg = self.config
         n, bs = len(x), cfg.batch_size
+        rank, world = self.ddp.rank, self.ddp.world
         steps = math.ceil(n / bs)
         order_gen = _generator(device, cfg.seed * 100_003 + epoch)
-        noise_gen = _generator(device, cfg.seed * 100_003 + epoch + 50_000)
+        noise_gen = _generator(device, cfg.seed * 100_003 + epoch + 50_000 + 7_919 * rank)
         perm = torch.randperm(n, generator=order_gen, device=device)
         window = torch.zeros(cfg.step_every, 3, device=device)
         sizes = torch.zeros(cfg.step_every, device=device)
-        totals = torch.zeros(3, device=device)
+        totals = torch.zeros(4, device=device)  # loss, recon, KL sums and images seen
         start = time.perf_counter()
         for step in range(steps):
             if self._stop.is_set():
                 return None
-            idx = perm[step * bs : (step + 1) * bs]
+            idx = perm[step * bs : (step + 1) * bs][rank::world]
             weight = kl_weight(model.config.beta, cfg.kl_warmup, epoch - 1 + step / steps)
-            losses = model.loss_function(x[idx], labels[idx], weight, noise_gen)
+            losses = step_model(x[idx], labels[idx], weight, noise_gen)
             optimizer.zero_grad(set_to_none=True)
-            losses["loss"].backward()
+            # DDP averages gradients over ranks; ×world makes that the gradient of the global batch's sum
+            (losses["loss"] * world).backward()
             optimizer.step()
             slot = step % cfg.step_every
             window[slot] = torch.stack([losses["loss"], losses["recon"], losses["kl"]]).detach()
@@ -270,15 +293,18 @@ class Trainer:
                         f"The loss became {values[int(bad[0]), 0].item()} at step {global_step} (epoch {epoch}). "
                         f"The learning rate ({cfg.lr:g}) is probably too high: try it 10× lower."
                     )
-                totals += window[:used].sum(0)
+                totals[:3] += window[:used].sum(0)
+                totals[3] += sizes[:used].sum()
                 per_image = (values.sum(0) / sizes[:used].sum().cpu()).tolist()
                 self._emit({"event": "step", "epoch": epoch, "step": (epoch - 1) * steps + step + 1,
                             "progress": epoch - 1 + (step + 1) / steps, "loss": per_image[0],
                             "recon": per_image[1], "kl": per_image[2], "kl_weight": weight})
+        self.ddp.sum(totals)
         seconds = time.perf_counter() - start
-        mean = (totals / n).tolist()
-        return {"train_loss": mean[0], "train_recon": mean[1], "train_kl": mean[2],
-                "samples_per_s": n / seconds, "seconds": seconds}
+        seen = totals[3].item()
+        mean = (totals[:3] / seen).tolist()
+        return {"train_loss": mean[0], "train_recon": mean[1], "train_kl": mean[2], "images_seen": int(seen),
+                "samples_per_s": seen / seconds, "seconds": seconds}
 
     def _pictures(self, model: VAE, test_x: torch.Tensor, test_y: torch.Tensor, device):
         model.eval()
@@ -293,6 +319,66 @@ class Trainer:
         train = {k: v for k, v in asdict(self.config).items() if k not in ("out", "resume", "data_root")}
         return {"dataset": data.name, "dataset_note": data.note, "class_names": list(data.class_names),
                 "epochs_trained": epoch, "metrics": past[-1], "history": past, "train": train}
+
+
+class _Loss(nn.Module):
+    """The model's loss as a forward pass: DDP synchronises gradients only for what runs through its forward."""
+
+    def __init__(self, model: VAE):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x, labels, kl_weight, generator):
+        return self.model.loss_function(x, labels, kl_weight, generator)
+
+
+class DistributedRun:
+    """This process's place in a torchrun job, or a job of one when DDP is off.
+
+    torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; the process group uses NCCL on CUDA
+    and gloo on the CPU. Only rank 0 evaluates, writes checkpoints and emits events.
+    """
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.rank, self.world = 0, 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def join(self, device: torch.device) -> torch.device:
+        if "RANK" not in os.environ:
+            raise ValueError(DDP_NEEDS_TORCHRUN)
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(device)
+        elif device.type != "cpu":
+            raise ValueError(f"--ddp supports CUDA (nccl) and the CPU (gloo), not {device.type}")
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        self.rank, self.world = dist.get_rank(), dist.get_world_size()
+        return device
+
+    def wrap(self, model: VAE, device: torch.device) -> nn.Module:
+        if not self.enabled:
+            return _Loss(model)
+        return DistributedDataParallel(_Loss(model), device_ids=[device] if device.type == "cuda" else None)
+
+    def sum(self, tensor: torch.Tensor) -> None:
+        if self.enabled:
+            dist.all_reduce(tensor)
+
+    def explain(self, text: str) -> str:
+        """A collective that fails because a peer died says so in torch's words; say it in ours."""
+        if self.enabled and self.world > 1 and any(
+                s in text for s in ("Connection closed", "Connection reset", "NCCL", "Socket Timeout", "timed out")):
+            first = text.splitlines()[0].split("] ", 1)[-1].split(". ")[0]  # "Connection closed by peer [host]:port"
+            return f"rank {self.rank}: another process of the job failed or was killed ({first})"
+        return f"rank {self.rank}: {text}" if self.enabled and self.world > 1 else text
+
+    def leave(self) -> None:
+        if self.enabled and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def _put_dropping_oldest(q: queue.Queue, event: dict) -> None:
