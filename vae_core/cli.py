@@ -21,7 +21,7 @@ from .checkpoint import CheckpointError, load_checkpoint
 from .data import DATASETS, DEFAULT_LIKELIHOOD, FOLDER_PREFIX, DataError, load_dataset
 from .images import png_bytes, to_grid
 from .losses import LIKELIHOODS
-from .models import ARCHS, KINDS, MAX_LATENT, ModelConfig
+from .models import ARCHS, GIVEN, KINDS, MAX_LATENT, OBJECTIVES, ModelConfig
 from .trainer import DDP_NEEDS_TORCHRUN, DEVICES, TrainConfig, Trainer, resolve_device
 
 USAGE_ERROR = 2
@@ -100,10 +100,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--hidden", type=_int_in(1, 8192), default=200)
     train.add_argument("--latent", type=_int_in(1, MAX_LATENT), default=10)
     train.add_argument("--likelihood", choices=LIKELIHOODS,
-                       help="default: gaussian for frey-face (as in the VAE paper), mse otherwise")
+                       help="default: gaussian for frey-face (as in the VAE paper), bernoulli for scvae, mse otherwise")
     train.add_argument("--gaussian-variance", choices=("global", "pixel"), default="global",
                        help="for --likelihood gaussian: one learned variance or one per pixel")
     train.add_argument("--beta", type=_positive_float, default=1.0, help="weight of the KL term")
+    scvae = train.add_argument_group("structured-output CVAE (--model scvae): quadrant completion")
+    scvae.add_argument("--given-quadrants", choices=GIVEN, default="any",
+                       help="1 = top-left, 2 = top half, 3 = all but bottom-right (the paper's), any = random 1-3")
+    scvae.add_argument("--objective", choices=OBJECTIVES, default="cvae",
+                       help="cvae, gsnn (prior network only), hybrid (alpha·cvae + (1-alpha)·gsnn), baseline")
+    scvae.add_argument("--alpha", type=_positive_float, default=0.5, help="the hybrid objective's weight")
+    scvae.add_argument("--init-from", help="a trained baseline checkpoint: start the generation network from it")
     train.add_argument("--kl-warmup", type=_positive_float, default=0.0,
                        help="epochs over which the KL weight rises linearly from 0 to beta")
     train.add_argument("--epochs", type=_int_in(1, 10_000), default=10)
@@ -120,7 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="test-set ELBO, IWAE NLL and active units")
     evaluate.add_argument("checkpoint")
-    evaluate.add_argument("--iwae-k", type=_int_in(1, 10_000), default=100)
+    evaluate.add_argument("--iwae-k", "--samples", type=_int_in(1, 10_000), default=100,
+                          help="importance samples: IWAE bound k, or S for an scvae's conditional NLL")
+    evaluate.add_argument("--given", help="scvae: given quadrants, e.g. top-left+bottom-left (default: as trained)")
     evaluate.add_argument("--data-root")
     evaluate.add_argument("--dataset", type=_dataset, help="test set to use instead of the checkpoint's own")
     evaluate.add_argument("--device", choices=DEVICES, default="auto")
@@ -158,13 +167,15 @@ def _train(args: argparse.Namespace) -> int:
 
     model_config = ModelConfig(
         kind=args.model, arch=args.arch, hidden=args.hidden, latent=args.latent,
-        likelihood=args.likelihood or DEFAULT_LIKELIHOOD.get(args.dataset, "mse"),
-        gaussian_variance=args.gaussian_variance, beta=args.beta,
+        likelihood=args.likelihood or _default_likelihood(args.model, args.dataset),
+        gaussian_variance=args.gaussian_variance, beta=args.beta, given_quadrants=args.given_quadrants,
+        objective=args.objective, alpha=args.alpha,
     )
     train_config = TrainConfig(
         dataset=args.dataset, data_root=args.data_root, image_size=args.image_size, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr,
         seed=args.seed, device=args.device, kl_warmup=args.kl_warmup, out=args.out, resume=args.resume, ddp=args.ddp,
+        init_from=args.init_from,
     )
     if args.ddp and "RANK" not in os.environ:
         raise UsageError(DDP_NEEDS_TORCHRUN)
@@ -225,6 +236,12 @@ def _train(args: argparse.Namespace) -> int:
     return 0 if last.get("event") == "done" else 1
 
 
+def _default_likelihood(model: str, dataset: str) -> str:
+    if model == "scvae":
+        return "bernoulli"  # it predicts binarized pixels
+    return DEFAULT_LIKELIHOOD.get(dataset, "mse")
+
+
 def _follow_quietly(trainer: Trainer) -> int:
     """A DDP rank other than 0: rank 0 reports progress; this one speaks only if it fails."""
     last = list(trainer.events())[-1]
@@ -243,7 +260,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     if data.note:
         print(f"note: {data.note}", file=sys.stderr)
     x, labels = data.tensors("test", device)
-    metrics = evaluate(ckpt.model, x, labels, iwae_k=args.iwae_k)
+    given = tuple(args.given.split("+")) if args.given else None
+    metrics = evaluate(ckpt.model, x, labels, iwae_k=args.iwae_k, given=given)
     metrics["dataset_note"] = data.note
     if args.json:
         print(json.dumps(metrics))
@@ -256,6 +274,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _sample(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.checkpoint)
     model = ckpt.model
+    if model.config.kind == "scvae":
+        raise UsageError("this is a structured-output CVAE: it completes given quadrants of a digit (the app's "
+                         "Complete a digit tab), it has no prior samples to draw")
     n_classes = model.config.n_classes
     if model.conditional and args.digit is None:
         raise UsageError("this checkpoint is a CVAE: choose a class with --digit")

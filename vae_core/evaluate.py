@@ -6,39 +6,38 @@ import math
 from collections.abc import Callable
 
 import torch
+from torch import nn
 
-from .losses import gaussian_kl, log_likelihood_offset, reconstruction_loss
+from .losses import log_likelihood_offset, log_normal, reconstruction_loss
 from .models import VAE
 
 
 @torch.no_grad()
 def elbo_metrics(
-    model: VAE,
+    model: nn.Module,
     x: torch.Tensor,
     labels: torch.Tensor,
     generator: torch.Generator | None = None,
     chunk: int = 1000,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> dict[str, float] | None:
-    """Per-image means of recon-sum + KL with one z draw (pytorch/examples' "Test set loss").
+    """Per-image means of the model's own loss at KL weight 1 (the −ELBO for a VAE), one z draw.
 
-    Returns None when `should_stop` fires between chunks, so a stop is never delayed by a
-    full pass over a large test set.
+    This is pytorch/examples' "Test set loss". Returns None when `should_stop` fires
+    between chunks, so a stop is never delayed by a full pass over a large test set.
     """
     was_training = model.training
     model.eval()
-    totals = torch.zeros(2, device=x.device)
+    totals = torch.zeros(3, device=x.device)
     for start in range(0, len(x), chunk):
         if should_stop():
             model.train(was_training)
             return None
-        xb, yb = x[start : start + chunk], labels[start : start + chunk]
-        logits, mu, log_std, _ = model(xb, yb, generator)
-        totals[0] += reconstruction_loss(model.config.likelihood, logits, xb, model.log_sigma_x).sum()
-        totals[1] += gaussian_kl(mu, log_std).sum()
+        parts = model.loss_function(x[start : start + chunk], labels[start : start + chunk], 1.0, generator)
+        totals += torch.stack([parts["loss"], parts["recon"], parts["kl"]])
     model.train(was_training)
-    recon, kl = (totals / len(x)).tolist()
-    return {"test_loss": recon + kl, "recon": recon, "kl": kl}
+    loss, recon, kl = (totals / len(x)).tolist()
+    return {"test_loss": loss, "recon": recon, "kl": kl}
 
 
 @torch.no_grad()
@@ -61,8 +60,8 @@ def iwae_nll(
         mu, log_std = model.encode(xb, yb)
         eps = torch.randn((k, *mu.shape), generator=generator, device=x.device)
         z = mu + torch.exp(log_std) * eps
-        log_q = (-0.5 * eps**2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-        log_p_z = (-0.5 * z**2 - 0.5 * math.log(2 * math.pi)).sum(-1)
+        log_q = log_normal(z, mu, log_std)
+        log_p_z = log_normal(z, torch.zeros_like(z), torch.zeros_like(z))
         reps = xb.expand(k, *xb.shape).reshape(-1, *xb.shape[1:])
         logits = model.decode_logits(z.reshape(-1, cfg.latent), yb.repeat(k))
         log_p_x = -(reconstruction_loss(cfg.likelihood, logits, reps, model.log_sigma_x) + offset).view(k, -1)
@@ -79,11 +78,36 @@ def active_units(model: VAE, x: torch.Tensor, labels: torch.Tensor, threshold: f
     return int((means.var(dim=0) > threshold).sum().item())
 
 
-def evaluate(model: VAE, x: torch.Tensor, labels: torch.Tensor, iwae_k: int = 100, seed: int = 0) -> dict:
-    """The `evaluate` command's numbers for one model on one test set."""
+def evaluate(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, iwae_k: int = 100, seed: int = 0,
+             given: tuple[str, ...] | None = None) -> dict:
+    """The `evaluate` command's numbers for one model on one test set.
+
+    A structured-output CVAE reports its negative conditional log-likelihood instead of
+    the IWAE bound: `iwae_k` is then its number of importance samples S, and `given`
+    the quadrant layout (default: the one it was trained on; "any" models: the top half).
+    """
     generator = torch.Generator(device=x.device).manual_seed(seed)
     metrics = elbo_metrics(model, x, labels, generator)
+    if model.config.kind == "scvae":
+        from .structured import CANONICAL
+
+        given = given or CANONICAL[model.config.given_quadrants]
+        metrics["ncll"] = conditional_nll(model, x, given, iwae_k, generator)
+        metrics.update(samples=iwae_k, given=list(given), objective=model.config.objective)
+        return metrics
     metrics["iwae_nll"] = iwae_nll(model, x, labels, iwae_k, generator)
     metrics["iwae_k"] = iwae_k
     metrics["active_units"] = active_units(model, x, labels)
     return metrics
+
+
+@torch.no_grad()
+def conditional_nll(model: nn.Module, x: torch.Tensor, given: tuple[str, ...], samples: int = 100,
+                    generator: torch.Generator | None = None) -> float:
+    """−log p(y|x) in nats per test image for the hidden quadrants (see StructuredCVAE.conditional_nll)."""
+    model.eval()
+    mask = model.layout_mask(given, x.device)
+    chunk = max(1, 20000 // samples)
+    total = sum(model.conditional_nll(x[i : i + chunk], mask, samples, generator).sum().item()
+                for i in range(0, len(x), chunk))
+    return total / len(x)

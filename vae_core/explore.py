@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .images import to_grid
 from .losses import gaussian_kl_per_dim, reconstruction_loss
 from .models import VAE
+from .structured import binarize
 
 BASES = ("zero", "random", "image")
 
@@ -138,3 +140,18 @@ def loss_breakdown(model: VAE, x: torch.Tensor, label: int = 0, seed: int = 0) -
         "n_pixels": model.config.n_pixels,
         "picture": to_grid(torch.cat([x, torch.sigmoid(logits)])),
     }
+
+
+@torch.no_grad()
+def completion_grid(model, baseline, x: torch.Tensor, given: tuple[str, ...], n: int = 16,
+                    seed: int = 0) -> np.ndarray:
+    """Quadrant completion: the given part, the baseline's single answer, then n completions.
+
+    Completions draw z from the prior network p(z|x); the given quadrants are the input's
+    own pixels. A grey line outlines the given part on every tile.
+    """
+    mask = model.layout_mask(given)
+    given_part = binarize(x) * mask + 0.25 * (1 - mask)  # the hidden area shown dark grey
+    tiles = torch.cat([given_part, baseline.complete(x, mask, 1), model.complete(x, mask, n, _gen(seed))])
+    edge = (F.max_pool2d(mask, 3, stride=1, padding=1) - mask).bool().expand_as(tiles)  # hidden pixels beside x
+    return to_grid(tiles.masked_fill(edge, 0.5), nrow=min(n + 2, 10))

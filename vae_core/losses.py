@@ -46,6 +46,11 @@ def gaussian_kl_per_dim(
     return 0.5 * (var_ratio + mean_term - 1 - 2 * (log_std - prior_log_std))
 
 
+def log_normal(z: torch.Tensor, mu: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """log N(z; μ, σ²) of a diagonal Gaussian, summed over the last dim: importance weights need it."""
+    return (-0.5 * ((z - mu) * torch.exp(-log_std)) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+
 def reconstruction_loss(
     likelihood: str, logits: torch.Tensor, x: torch.Tensor, log_sigma_x: torch.Tensor | None = None
 ) -> torch.Tensor:

@@ -22,7 +22,9 @@ from torch import nn
 
 from .losses import LIKELIHOODS, gaussian_kl, reconstruction_loss
 
-KINDS = ("vae", "cvae")
+KINDS = ("vae", "cvae", "scvae")
+OBJECTIVES = ("cvae", "gsnn", "hybrid", "baseline")
+GIVEN = ("1", "2", "3", "any")
 ARCHS = ("mlp", "conv")
 MAX_LATENT = 64
 
@@ -40,9 +42,14 @@ class ModelConfig:
     likelihood: str = "mse"
     gaussian_variance: str = "global"
     beta: float = 1.0
+    # the structured-output CVAE only (kind "scvae"): see structured.py
+    given_quadrants: str = "any"
+    objective: str = "cvae"
+    alpha: float = 0.5
 
     def __post_init__(self) -> None:
         self.image_shape = tuple(int(v) for v in self.image_shape)
+        self.given_quadrants = str(self.given_quadrants)
         problems = []
         if self.kind not in KINDS:
             problems.append(f"model must be one of {', '.join(KINDS)}, not {self.kind!r}")
@@ -64,6 +71,15 @@ class ModelConfig:
             problems.append("the conv architecture needs image height and width divisible by 4")
         if self.kind == "cvae" and self.n_classes < 2:
             problems.append("a CVAE needs labelled data with at least 2 classes")
+        if self.kind == "scvae":
+            if self.likelihood != "bernoulli":
+                problems.append("the structured-output CVAE predicts binarized pixels: use the bernoulli likelihood")
+            if self.objective not in OBJECTIVES:
+                problems.append(f"objective must be one of {', '.join(OBJECTIVES)}, not {self.objective!r}")
+            if self.given_quadrants not in GIVEN:
+                problems.append(f"given quadrants must be one of {', '.join(GIVEN)}, not {self.given_quadrants!r}")
+            if not 0 <= self.alpha <= 1:
+                problems.append(f"alpha must be between 0 and 1, not {self.alpha}")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -155,10 +171,22 @@ def build_networks(
     arch: str, image_shape: tuple[int, int, int], enc_cond: int, dec_cond: int, hidden: int, latent: int
 ) -> tuple[nn.Module, nn.Module]:
     """Encoder and decoder for an architecture; the decoder returns logits shaped like the image."""
+    return (build_encoder(arch, image_shape, enc_cond, hidden, latent),
+            build_decoder(arch, image_shape, dec_cond, hidden, latent))
+
+
+def build_encoder(arch: str, in_shape: tuple[int, int, int], cond_dim: int, hidden: int, latent: int) -> nn.Module:
+    """(features of in_shape, cond) → (μ, log σ)."""
     if arch == "conv":
-        return (ConvEncoder(image_shape, enc_cond, hidden, latent), ConvDecoder(image_shape, dec_cond, hidden, latent))
-    encoder = MLPEncoder(math.prod(image_shape), enc_cond, hidden, latent)
-    return encoder, _Unflatten(MLPDecoder(latent, dec_cond, hidden, math.prod(image_shape)), image_shape)
+        return ConvEncoder(in_shape, cond_dim, hidden, latent)
+    return MLPEncoder(math.prod(in_shape), cond_dim, hidden, latent)
+
+
+def build_decoder(arch: str, out_shape: tuple[int, int, int], cond_dim: int, hidden: int, latent: int) -> nn.Module:
+    """(z, cond) → logits shaped out_shape."""
+    if arch == "conv":
+        return ConvDecoder(out_shape, cond_dim, hidden, latent)
+    return _Unflatten(MLPDecoder(latent, cond_dim, hidden, math.prod(out_shape)), out_shape)
 
 
 class _Unflatten(nn.Module):
@@ -258,8 +286,9 @@ class VAE(nn.Module):
         return self.decode(mu, labels)
 
     @torch.no_grad()
-    def preview(self, generator: torch.Generator, per_row: int = 8) -> torch.Tensor:
-        """The trainer's per-epoch sample grid: 64 prior draws, or one row per class."""
+    def preview(self, generator: torch.Generator, x: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+                per_row: int = 8) -> torch.Tensor:
+        """The trainer's per-epoch sample grid: 64 prior draws, or one row per class (test images unused)."""
         if not self.conditional:
             return self.sample(per_row * per_row, generator=generator)
         return self.class_rows(range(self.config.n_classes), per_row, generator)
@@ -274,7 +303,11 @@ class VAE(nn.Module):
         return self.sample(len(labels), labels, z=z.repeat(len(classes), 1))
 
 
-def build_model(config: ModelConfig) -> VAE:
+def build_model(config: ModelConfig) -> nn.Module:
+    if config.kind == "scvae":
+        from .structured import StructuredCVAE  # it builds on this module's networks
+
+        return StructuredCVAE(config)
     return VAE(config)
 
 

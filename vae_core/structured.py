@@ -1,0 +1,209 @@
+"""The structured-output CVAE of Sohn, Lee & Yan (NeurIPS 2015), on quadrant completion.
+
+x is the given part of a digit (some quadrants, the rest masked), y the hidden part.
+Three networks, built from the same encoders and decoders as the VAE:
+
+- the recognition network q(z|x, y) sees the whole image (and the mask);
+- the prior network p(z|x) sees only the given quadrants (and the mask);
+- the generation network p(y|x, z) predicts every pixel from z and x; only the hidden
+  pixels count in its loss.
+
+Objectives (`ModelConfig.objective`), per image, with BCE summed over hidden pixels:
+    cvae      KL(q(z|x,y) ‖ p(z|x)) + BCE(y | x, z ~ q)              (the paper's eq. 4)
+    gsnn      BCE(y | x, z ~ p(z|x)), the prior network trained alone   (eq. 8)
+    hybrid    α·cvae + (1 − α)·gsnn                                    (eq. 9)
+    baseline  BCE(y | x, z = 0): the generation network made deterministic, the paper's CNN baseline.
+
+Pixels are binarized at ½ (a Bernoulli likelihood is then exact, so the negative
+conditional log-likelihood is in true nats). The mask rides along as an input channel,
+so one model can serve a fixed layout (`given_quadrants` 1, 2 or 3, as in the paper) or
+any layout of 1–3 quadrants ("any", what the app's model is trained on).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .losses import gaussian_kl, log_normal
+from .models import ModelConfig, build_decoder, build_encoder, reparameterize
+
+QUADRANTS = ("top-left", "top-right", "bottom-left", "bottom-right")
+# The paper's settings, in reading order: 1 = top-left, 2 = top half, 3 = all but bottom-right.
+CANONICAL = {"1": QUADRANTS[:1], "2": QUADRANTS[:2], "3": QUADRANTS[:3], "any": QUADRANTS[:2]}
+
+
+def quadrant_index(height: int, width: int) -> torch.Tensor:
+    """(height, width) map of which quadrant each pixel is in, 0–3 in QUADRANTS order."""
+    rows = (torch.arange(height) >= height // 2).long()
+    cols = (torch.arange(width) >= width // 2).long()
+    return rows[:, None] * 2 + cols[None, :]
+
+
+def quadrant_mask(given: Iterable[str], image_shape: tuple[int, int, int]) -> torch.Tensor:
+    """(1, C, H, W) float mask, 1 on the given quadrants."""
+    given = list(given)
+    unknown = [q for q in given if q not in QUADRANTS]
+    if unknown or not 1 <= len(set(given)) <= 3:
+        raise ValueError(f"give 1 to 3 quadrants out of {', '.join(QUADRANTS)}; got {', '.join(given) or 'none'}")
+    c, h, w = image_shape
+    bits = sum(1 << QUADRANTS.index(q) for q in set(given))
+    mask = (bits >> quadrant_index(h, w)) & 1
+    return mask.float().expand(1, c, h, w).clone()
+
+
+def random_masks(n: int, image_shape: tuple[int, int, int], generator: torch.Generator | None,
+                 device: torch.device) -> torch.Tensor:
+    """n masks, each a uniformly drawn layout of 1–3 given quadrants (14 layouts)."""
+    c, h, w = image_shape
+    codes = torch.randint(1, 15, (n, 1, 1, 1), generator=generator, device=device)
+    return ((codes >> quadrant_index(h, w).to(device)) & 1).float().expand(n, c, h, w)
+
+
+def binarize(x: torch.Tensor) -> torch.Tensor:
+    return (x > 0.5).to(x.dtype)
+
+
+class StructuredCVAE(nn.Module):
+    """Prior, recognition and generation networks; the same interface as `models.VAE`."""
+
+    conditional = False  # conditioned on an image, not a class label
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        c, h, w = config.image_shape
+        paired = (2 * c, h, w)  # the image (or its given part) and the mask, as channels
+        self.recognition = build_encoder(config.arch, paired, 0, config.hidden, config.latent)
+        self.prior = build_encoder(config.arch, paired, 0, config.hidden, config.latent)
+        self.generation = build_decoder(config.arch, config.image_shape, 2 * c * h * w, config.hidden, config.latent)
+        self.log_sigma_x = None
+
+    # -- the three networks ----------------------------------------------------------------
+    def encode(self, y: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The recognition network q(z|x, y): it sees the whole (binarized) image."""
+        return self.recognition(torch.cat([y, mask], 1), None)
+
+    def prior_params(self, x_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The prior network p(z|x), from the given part and the mask."""
+        return self.prior(x_in, None)
+
+    def decode_logits(self, z: torch.Tensor, x_in: torch.Tensor) -> torch.Tensor:
+        """The generation network p(y|x, z): logits for every pixel."""
+        return self.generation(z, x_in.flatten(1))
+
+    reparameterize = staticmethod(reparameterize)
+
+    @staticmethod
+    def given_input(y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return torch.cat([y * mask, mask], 1)
+
+    def training_masks(self, n: int, device: torch.device, generator: torch.Generator | None) -> torch.Tensor:
+        if self.config.given_quadrants == "any":
+            return random_masks(n, self.config.image_shape, generator, device)
+        return self.layout_mask(CANONICAL[self.config.given_quadrants], device).expand(n, -1, -1, -1)
+
+    def layout_mask(self, given: Iterable[str], device: torch.device | None = None) -> torch.Tensor:
+        return quadrant_mask(given, self.config.image_shape).to(device or next(self.parameters()).device)
+
+    # -- objectives --------------------------------------------------------------------------
+    def _hidden_bce(self, logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """−log p(y|x, z) per image: Bernoulli over the hidden pixels only."""
+        return (F.binary_cross_entropy_with_logits(logits, y, reduction="none") * (1 - mask)).flatten(1).sum(1)
+
+    def loss_function(
+        self,
+        x: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        kl_weight: float | None = None,
+        generator: torch.Generator | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Batch sums of the objective (`loss`), its BCE (`recon`) and its KL; labels are not used."""
+        cfg = self.config
+        y = binarize(x)
+        if mask is None:
+            mask = self.training_masks(len(x), x.device, generator)
+        x_in = self.given_input(y, mask)
+        weight = cfg.beta if kl_weight is None else kl_weight
+        if cfg.objective == "baseline":
+            recon = self._hidden_bce(self.decode_logits(torch.zeros(len(x), cfg.latent, device=x.device), x_in), y,
+                                     mask).sum()
+            return {"loss": recon, "recon": recon, "kl": torch.zeros_like(recon)}
+        mu_p, log_std_p = self.prior_params(x_in)
+        parts = {}
+        if cfg.objective in ("cvae", "hybrid"):
+            mu_q, log_std_q = self.encode(y, mask)
+            z = self.reparameterize(mu_q, log_std_q, generator)
+            parts["recon"] = self._hidden_bce(self.decode_logits(z, x_in), y, mask).sum()
+            parts["kl"] = gaussian_kl(mu_q, log_std_q, mu_p, log_std_p).sum()
+        if cfg.objective in ("gsnn", "hybrid"):
+            z = self.reparameterize(mu_p, log_std_p, generator)
+            parts["gsnn"] = self._hidden_bce(self.decode_logits(z, x_in), y, mask).sum()
+        if cfg.objective == "gsnn":
+            return {"loss": parts["gsnn"], "recon": parts["gsnn"], "kl": torch.zeros_like(parts["gsnn"])}
+        cvae = parts["recon"] + weight * parts["kl"]
+        loss = cvae if cfg.objective == "cvae" else cfg.alpha * cvae + (1 - cfg.alpha) * parts["gsnn"]
+        return {"loss": loss, "recon": parts["recon"], "kl": parts["kl"]}
+
+    @torch.no_grad()
+    def conditional_nll(self, x: torch.Tensor, mask: torch.Tensor, samples: int = 100,
+                        generator: torch.Generator | None = None) -> torch.Tensor:
+        """−log p(y|x) per image, in nats, by importance sampling with S samples.
+
+        p(y|x) = E_{z~r}[p(y|x,z) p(z|x) / r(z)], r = q(z|x,y) (the paper's choice). A GSNN
+        never trains q, so it uses r = p(z|x) itself, an unbiased plain Monte Carlo
+        average. The baseline has no z: its Bernoulli means give the likelihood directly.
+        """
+        y = binarize(x)
+        mask = mask.expand(len(x), -1, -1, -1)
+        x_in = self.given_input(y, mask)
+        if self.config.objective == "baseline":
+            return self._hidden_bce(self.decode_logits(torch.zeros(len(x), self.config.latent, device=x.device),
+                                                       x_in), y, mask)
+        mu_p, log_std_p = self.prior_params(x_in)
+        mu_r, log_std_r = (mu_p, log_std_p) if self.config.objective == "gsnn" else self.encode(y, mask)
+        eps = torch.randn((samples, *mu_r.shape), generator=generator, device=x.device)
+        z = mu_r + torch.exp(log_std_r) * eps
+        log_r = log_normal(z, mu_r, log_std_r)
+        log_prior = log_normal(z, mu_p, log_std_p)
+        reps = lambda t: t.expand(samples, *t.shape).reshape(-1, *t.shape[1:])  # noqa: E731
+        logits = self.decode_logits(z.reshape(-1, self.config.latent), reps(x_in))
+        log_lik = -self._hidden_bce(logits, reps(y), reps(mask)).view(samples, -1)
+        return -(torch.logsumexp(log_lik + log_prior - log_r, dim=0) - math.log(samples))
+
+    # -- pictures ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def complete(self, x: torch.Tensor, mask: torch.Tensor, n: int, generator: torch.Generator | None = None,
+                 mean: bool = False) -> torch.Tensor:
+        """n completions of one image (1, C, H, W): z ~ p(z|x) (or its mean, or 0 for the baseline).
+
+        The given pixels are the input's own; the hidden ones are p(y|x, z)'s probabilities.
+        """
+        y = binarize(x)
+        x_in = self.given_input(y, mask).expand(n, -1, -1, -1)
+        if self.config.objective == "baseline":
+            z = torch.zeros(n, self.config.latent, device=x.device)
+        else:
+            mu_p, log_std_p = self.prior_params(x_in)
+            z = mu_p if mean else self.reparameterize(mu_p, log_std_p, generator)
+        return y * mask + torch.sigmoid(self.decode_logits(z, x_in)) * (1 - mask)
+
+    @torch.no_grad()
+    def generate(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Each image completed through the prior's mean (the baseline: its only answer), canonical layout."""
+        mask = self.layout_mask(CANONICAL[self.config.given_quadrants], x.device)
+        return torch.cat([self.complete(x[i : i + 1], mask, 1, mean=True) for i in range(len(x))])
+
+    @torch.no_grad()
+    def preview(self, generator: torch.Generator, x: torch.Tensor | None = None, labels=None,
+                per_row: int = 8) -> torch.Tensor:
+        """The trainer's per-epoch grid: a row per test image, its given part then completions."""
+        mask = self.layout_mask(CANONICAL[self.config.given_quadrants], x.device)
+        rows = [torch.cat([binarize(x[i : i + 1]) * mask, self.complete(x[i : i + 1], mask, per_row - 1, generator)])
+                for i in range(min(len(x), per_row))]
+        return torch.cat(rows)
