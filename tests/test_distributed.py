@@ -1,5 +1,6 @@
 """DistributedDataParallel under torchrun: two CPU processes (gloo) against one, and a rank that dies."""
 
+import contextlib
 import json
 import os
 import signal
@@ -21,7 +22,7 @@ def events(stdout: str) -> list[dict]:
 def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
     args = ["-m", "vae_core", "train", "--epochs", "2", "--batch-size", "128", "--json"]
     ddp = subprocess.run([*TORCHRUN, *args, "--ddp", "--out", tmp_path / "ddp"], capture_output=True,
-                         text=True, cwd=ROOT, env=subprocess_env(), timeout=240)
+                         text=True, cwd=ROOT, env=subprocess_env(), timeout=240, start_new_session=True)
     assert ddp.returncode == 0, ddp.stderr[:3000]
     single = cli(*args[2:], "--out", tmp_path / "single")
     assert single.returncode == 0, single.stderr
@@ -38,7 +39,7 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
 def test_a_rank_that_dies_ends_the_job_with_a_clear_message(tmp_path):
     job = subprocess.Popen([*TORCHRUN, "-m", "vae_core", "train", "--ddp", "--epochs", "500", "--json", "--out",
                             tmp_path / "ddp"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                           env=subprocess_env())
+                           env=subprocess_env(), start_new_session=True)
     try:
         for line in job.stdout:
             if json.loads(line)["event"] == "epoch":
@@ -52,7 +53,8 @@ def test_a_rank_that_dies_ends_the_job_with_a_clear_message(tmp_path):
         rest, stderr = job.communicate(timeout=120)
         assert time.monotonic() - killed < 60
     finally:
-        job.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(job.pid, signal.SIGKILL)  # torchrun and any worker left behind
     assert job.returncode != 0
     final = events(rest)[-1]
     assert final["event"] == "error" and "another process of the job failed or was killed" in final["message"]
