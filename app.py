@@ -9,6 +9,7 @@ pretrained checkpoints in weights/, so every tab works before any training.
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import os
 import socket
@@ -25,9 +26,12 @@ from vae_core.checkpoint import CheckpointError
 from vae_core.data import DATASETS, DEFAULT_LIKELIHOOD
 from vae_core.folders import MAX_SIDE, MIN_SIDE
 from vae_core.losses import LIKELIHOODS
+from vae_core.structured import QUADRANTS
 
 HERE = Path(__file__).resolve().parent
 RUNS = Path(os.environ.get("VAE_STUDIO_RUNS", HERE / "runs"))
+# every layout of 1–3 given quadrants, as the /complete API spells them
+LAYOUTS = ["+".join(c) for k in (1, 2, 3) for c in itertools.combinations(QUADRANTS, k)]
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
 CSS = """
 .grid img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }
@@ -52,8 +56,8 @@ def build() -> gr.Blocks:
     sampling = {"concurrency_id": "sampling", "concurrency_limit": max(2, os.cpu_count() or 2)}
     free = {"concurrency_limit": None}
     with gr.Blocks(title="VAE Studio") as demo:
-        gr.Markdown("# VAE Studio\nTrain a variational autoencoder live, then sample it, walk its latent space "
-                    "and ask it for a chosen digit.")
+        gr.Markdown("# VAE Studio\nTrain a variational autoencoder live, then sample it, walk its latent space, "
+                    "ask it for a chosen digit or let it complete a half-hidden one.")
         models_md = gr.Markdown(elem_id="active-models")
         with gr.Tabs():
             with gr.Tab("Train", id="train", elem_id="tab-train"):
@@ -149,6 +153,23 @@ def build() -> gr.Blocks:
                     pick_btn = gr.Button("Two random test digits", elem_id="pick-digits")
                     interp_btn = gr.Button("Interpolate", variant="primary", elem_id="interpolate-btn")
                 interp_out = grid_image("Decoded path from A to B", "interpolate-grid")
+            with gr.Tab("Complete a digit", id="complete", elem_id="tab-complete"):
+                with gr.Row():
+                    with gr.Column(scale=1):
+                        comp_image = digit_input("Digit", "complete-image", actions.sketch_to_image)
+                        comp_pick = gr.Button("A random test digit", elem_id="complete-pick")
+                        comp_given = gr.Dropdown(LAYOUTS, value="top-left", label="Given quadrants",
+                                                 allow_custom_value=True, elem_id="complete-given",
+                                                 info="the rest is hidden and completed")
+                        comp_n = Slider(1, 64, value=16, step=1, label="Completions")
+                        comp_seed = seed_input("Seed")
+                        comp_btn = gr.Button("Complete", variant="primary", elem_id="complete-btn")
+                    with gr.Column(scale=2):
+                        gr.Markdown("The structured-output CVAE of Sohn et al. (2015) sees only the given quadrants "
+                                    "(outlined). **First tile:** what it is given. **Second:** the deterministic "
+                                    "baseline's single answer, a blurry average. **Then:** completions, each from "
+                                    "its own z drawn from the prior network p(z|x).")
+                        comp_out = grid_image("Given · baseline · completions", "complete-grid")
             with gr.Tab("How it works", id="how", elem_id="tab-how"):
                 with gr.Row():
                     with gr.Column(scale=3):
@@ -208,6 +229,9 @@ def build() -> gr.Blocks:
         interp_btn.click(gpu(actions.interpolate), [image_a, image_b, interp_steps], interp_out,
                          api_name="interpolate", **sampling)
         pick_btn.click(actions.random_test_digits, None, [image_a, image_b], api_visibility="private", **sampling)
+        comp_btn.click(gpu(actions.complete), [comp_image, comp_given, comp_n, comp_seed], comp_out,
+                       api_name="complete", **sampling)
+        comp_pick.click(actions.random_test_image, None, comp_image, api_visibility="private", **sampling)
         how_inputs = [how_image, how_model, how_label, how_beta, how_reduction, how_seed]
         how_outputs = [how_picture, how_table, how_bars, how_terms, how_text]
         how_btn.click(gpu(actions.explain), how_inputs, how_outputs, api_name="explain", **sampling)

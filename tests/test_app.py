@@ -195,3 +195,33 @@ def test_an_empty_upload_or_drawing_asks_for_a_digit(client, digit_png):
         client.predict(image_a=handle_file(digit_png[0]), image_b=None, api_name="/interpolate")
     with pytest.raises(Exception, match="base digit|Upload or draw"):
         client.predict(base="image", image=None, api_name="/traverse")
+
+
+def test_complete_keeps_the_given_quadrant_and_varies_by_seed(client, digit_png):
+    image = handle_file(digit_png[0])
+    a = grid(client.predict(image=image, given="top-left", n=16, seed=0, api_name="/complete"))
+    b = grid(client.predict(image=image, given="top-left", n=16, seed=1, api_name="/complete"))
+    assert a.shape == tiles(2, 10)  # the given part, the baseline's answer, 16 completions; 10 a row
+
+    def tile(g, i):
+        top, left = 2 + 30 * (i // 10), 2 + 30 * (i % 10)
+        return g[top : top + 28, left : left + 28]
+
+    given = tile(a, 0)[:14, :14]
+    assert set(np.unique(given)) <= {0, 255} and given.max() == 255  # binarized ink, as the model sees it
+    for g in (a, b):
+        assert all(np.array_equal(tile(g, i)[:14, :14], given) for i in range(1, 18))  # the given part is kept
+    assert np.array_equal(tile(a, 1), tile(b, 1))  # the baseline: one answer whatever the seed
+    assert np.abs(tile(a, 2).astype(int) - tile(b, 2)).sum() > 0  # another seed, another completion
+    completions = np.stack([tile(a, i)[14:, :].astype(float) for i in range(2, 18)])
+    assert completions.std(0).mean() > 2  # completions of one input differ from each other
+    two = grid(client.predict(image=image, given="top-left+bottom-left", n=4, seed=0, api_name="/complete"))
+    assert two.shape == tiles(1, 6)
+
+
+def test_complete_refuses_bad_quadrants(client, digit_png):
+    for given in ("middle", "top-left+top-right+bottom-left+bottom-right", ""):
+        with pytest.raises(Exception, match="given must name 1 to 3 of the quadrants"):
+            client.predict(image=handle_file(digit_png[0]), given=given, api_name="/complete")
+    with pytest.raises(Exception, match="Upload or draw a picture first"):
+        client.predict(image=None, given="top-left", api_name="/complete")

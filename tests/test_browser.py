@@ -10,8 +10,8 @@ from conftest import ROOT
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
-TABS = ["Train", "Sample", "Latent traverse", "Conditional digit", "Reconstruct", "Interpolate", "How it works",
-        "Latent map"]
+TABS = ["Train", "Sample", "Latent traverse", "Conditional digit", "Reconstruct", "Interpolate", "Complete a digit",
+        "How it works", "Latent map"]
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +91,15 @@ def test_interpolate_two_test_digits_and_map_the_latent_space(page):
     page.locator("#latent-map-btn").click()
     page.locator("#latent-scatter canvas, #latent-scatter svg").first.wait_for(timeout=30_000)
     page.screenshot(path=ARTIFACTS / "latent-map.png")
+
+
+def test_complete_a_test_digit(page):
+    open_tab(page, "Complete a digit")
+    page.locator("#complete-pick").click()
+    wait_for_image(page, "complete-image")
+    page.locator("#complete-btn").click()
+    wait_for_image(page, "complete-grid")
+    page.screenshot(path=ARTIFACTS / "complete.png", full_page=True)
 
 
 def test_how_it_works_explains_a_test_digit_and_follows_the_controls(page):

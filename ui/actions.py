@@ -20,7 +20,8 @@ from vae_core.data import DATASETS, DataError
 from vae_core.folders import MAX_SIDE, MIN_SIDE
 from vae_core.images import ImageError, load_digit, load_picture, sketch_ink
 from vae_core.losses import LIKELIHOODS, REDUCTIONS, weighed_terms
-from vae_core.models import ARCHS, KINDS, MAX_LATENT, ModelConfig
+from vae_core.models import ARCHS, MAX_LATENT, ModelConfig
+from vae_core.structured import QUADRANTS
 from vae_core.trainer import TrainConfig
 
 from .components import SEED_MAX
@@ -29,6 +30,7 @@ from .studio import Studio
 
 log = logging.getLogger("vae_studio")
 MAX_SAMPLES = 400
+TRAINABLE = ("vae", "cvae")  # the app trains these; the completion models come from weights/
 MAX_STEPS = 50
 STUDIO: Studio | None = None  # set once by app.py before the server starts
 
@@ -152,6 +154,23 @@ def interpolate(image_a, image_b, steps=10) -> np.ndarray:
 
 
 @user_facing
+def complete(image, given="top-left", n=16, seed=0) -> np.ndarray:
+    """Quadrant completion: the given part, the baseline's answer, then n completions from the prior network.
+
+    `given` names 1–3 quadrants joined by "+", e.g. "top-left" or "top-left+bottom-left".
+    """
+    names = tuple(part.strip() for part in str(given).replace(",", "+").split("+") if part.strip())
+    bad = [name for name in names if name not in QUADRANTS]
+    if bad or not 1 <= len(set(names)) <= 3:
+        raise gr.Error(f"given must name 1 to 3 of the quadrants {', '.join(QUADRANTS)} joined by '+', "
+                       f"not {str(given)[:60]!r}")
+    n = number("n", n, 1, 64, whole=True)
+    model = studio().active("scvae").model
+    return explore.completion_grid(model, studio().active("baseline").model, digit_image(image, model), names, n,
+                                   whole_seed(seed))
+
+
+@user_facing
 def sketch_to_image(sketch) -> np.ndarray | None:
     """A Sketchpad drawing → the grey picture that the upload box then holds (private)."""
     ink = sketch_ink((sketch or {}).get("composite"))
@@ -167,7 +186,7 @@ def explain(image, model="vae", label=0, beta=1.0, reduction="sum", seed=0):
     Returns the input beside its reconstruction from z, a per-dimension table, the KL bar
     chart's data, the loss terms in nats (JSON) and a short reading of them.
     """
-    active = studio().active(choice("model", model, KINDS))
+    active = studio().active(choice("model", model, TRAINABLE))
     net = active.model
     label = number("label", label, 0, max(net.config.n_classes - 1, 0), whole=True)
     beta = number("beta", beta, 0, 1000)
@@ -199,8 +218,8 @@ def explain_live(image, *settings):
     return explain(image, *settings) if image else (gr.skip(),) * 5
 
 
-def _random_test_images(count: int) -> tuple[np.ndarray, np.ndarray]:
-    data = studio().test_data(studio().active("vae"))
+def _random_test_images(count: int, kind: str = "vae") -> tuple[np.ndarray, np.ndarray]:
+    data = studio().test_data(studio().active(kind))
     idx = np.random.default_rng().choice(len(data.test_images), count, replace=False)
     return data.test_images[idx, 0], data.test_labels[idx]
 
@@ -210,6 +229,12 @@ def random_test_digits() -> tuple[np.ndarray, np.ndarray]:
     """Two test-set digits as pictures, a new pair each click, for people with no digit at hand (private)."""
     images, _ = _random_test_images(2)
     return images[0], images[1]
+
+
+@user_facing
+def random_test_image() -> np.ndarray:
+    """One test-set digit as a picture (private)."""
+    return _random_test_images(1, "scvae")[0][0]
 
 
 @user_facing
@@ -301,7 +326,7 @@ def _start(model, dataset, epochs, latent, batch_size, lr, arch, hidden, likelih
     try:
         dataset = choice("dataset", dataset, (*DATASETS, UPLOAD))
         model_config = ModelConfig(
-            kind=choice("model", model, KINDS), arch=choice("arch", arch, ARCHS),
+            kind=choice("model", model, TRAINABLE), arch=choice("arch", arch, ARCHS),
             hidden=number("hidden width", hidden, 8, 2048, whole=True),
             latent=number("latent size", latent, 1, MAX_LATENT, whole=True),
             likelihood=choice("likelihood", likelihood, LIKELIHOODS), beta=number("beta", beta, 0, 100),
@@ -349,4 +374,4 @@ def poll(seen):
 
 
 def active_models() -> str:
-    return "\n\n".join(f"- {studio().active(kind).describe()}" for kind in ("vae", "cvae"))
+    return "\n\n".join(f"- {studio().active(kind).describe()}" for kind in studio().models)

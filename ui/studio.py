@@ -20,6 +20,9 @@ from vae_core.trainer import TrainConfig, Trainer
 
 from .live_run import LiveRun
 
+# role → folder in weights/; "baseline" is the completion tab's deterministic network
+WEIGHTS = {"vae": "vae", "cvae": "cvae", "scvae": "scvae", "baseline": "scvae-baseline"}
+
 
 @dataclass
 class ActiveModel:
@@ -30,6 +33,10 @@ class ActiveModel:
     def describe(self) -> str:
         cfg = self.model.config
         metrics = self.info.get("metrics") or {}
+        if cfg.kind == "scvae":
+            return (f"**Completion** ({cfg.objective}) from `{self.source}`: {cfg.arch}, latent {cfg.latent}, "
+                    f"hidden {cfg.hidden}, {self.info.get('epochs_trained', '?')} epochs on "
+                    f"{self.info.get('dataset', '?')}, any 1–3 given quadrants")
         loss = f", test loss {metrics['test_loss']:.2f}" if "test_loss" in metrics else ""
         note = " (offline 5k subset)" if self.info.get("dataset_note") else ""
         return (f"**{cfg.kind.upper()}** from `{self.source}`: {cfg.arch}, latent {cfg.latent}, hidden {cfg.hidden}, "
@@ -41,9 +48,9 @@ class Studio:
     def __init__(self, weights_dir: Path, runs_dir: Path):
         self.runs_dir = runs_dir
         self.models: dict[str, ActiveModel] = {}
-        for kind in ("vae", "cvae"):
-            ckpt = load_checkpoint(weights_dir / kind)
-            self.models[kind] = ActiveModel(ckpt.model, f"weights/{kind}", ckpt.info)
+        for kind, folder in WEIGHTS.items():
+            ckpt = load_checkpoint(weights_dir / folder)
+            self.models[kind] = ActiveModel(ckpt.model, f"weights/{folder}", ckpt.info)
         self.run: LiveRun | None = None
         self._lock = threading.Lock()
         self._datasets: dict[str, Dataset] = {}
