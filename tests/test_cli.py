@@ -1,4 +1,5 @@
 import json
+import math
 import subprocess
 import sys
 
@@ -110,3 +111,26 @@ def test_out_of_memory_is_a_clear_error_not_a_crash(tmp_path):
     assert result.returncode == 1
     assert "out of memory with batch size 65536: lower the batch size" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_structured_cvae_trains_evaluates_and_refuses_to_sample(tmp_path):
+    baseline = tmp_path / "baseline"
+    result = cli("train", "--model", "scvae", "--objective", "baseline", "--given-quadrants", "2", "--hidden", "64",
+                 "--latent", "4", "--epochs", "1", "--out", baseline)
+    assert result.returncode == 0, result.stderr
+    hybrid = tmp_path / "hybrid"
+    result = cli("train", "--model", "scvae", "--objective", "hybrid", "--alpha", "0.3", "--given-quadrants", "2",
+                 "--hidden", "64", "--latent", "4", "--epochs", "1", "--init-from", baseline, "--out", hybrid)
+    assert result.returncode == 0, result.stderr
+    config = json.loads((hybrid / "config.json").read_text())["model"]
+    assert (config["kind"], config["objective"], config["alpha"], config["likelihood"]) == \
+        ("scvae", "hybrid", 0.3, "bernoulli")
+    metrics = json.loads(cli("evaluate", hybrid, "--samples", "10", "--json").stdout)
+    assert metrics["given"] == ["top-left", "top-right"] and metrics["samples"] == 10
+    assert 0 < metrics["ncll"] < 392 * math.log(2)  # better than coin flips on the 392 hidden pixels
+    other = json.loads(cli("evaluate", hybrid, "--samples", "10", "--given", "bottom-right", "--json").stdout)
+    assert other["given"] == ["bottom-right"] and other["ncll"] != metrics["ncll"]
+    refused = cli("sample", hybrid, "--png", tmp_path / "x.png")
+    assert refused.returncode == 2 and "completes given quadrants" in refused.stderr
+    missing = cli("train", "--model", "scvae", "--init-from", tmp_path / "none", "--out", tmp_path / "v")
+    assert missing.returncode == 2 and "no checkpoint folder" in missing.stderr

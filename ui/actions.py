@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 
 import gradio as gr
 import numpy as np
@@ -31,6 +32,10 @@ from .studio import Studio
 log = logging.getLogger("vae_studio")
 MAX_SAMPLES = 400
 TRAINABLE = ("vae", "cvae")  # the app trains these; the completion models come from weights/
+# On a ZeroGPU Space the GPU exists only inside spaces.GPU calls, and CUDA there only
+# pretends to be available elsewhere; the training thread outlives any call, so it
+# trains on the CPU there. Everywhere else "auto" picks CUDA, then MPS, then the CPU.
+TRAIN_DEVICE = "cpu" if os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true") else "auto"
 MAX_STEPS = 50
 STUDIO: Studio | None = None  # set once by app.py before the server starts
 
@@ -334,8 +339,7 @@ def _start(model, dataset, epochs, latent, batch_size, lr, arch, hidden, likelih
         train_config = TrainConfig(
             dataset=dataset, epochs=number("epochs", epochs, 1, 500, whole=True),
             batch_size=number("batch size", batch_size, 1, 4096, whole=True), lr=number("learning rate", lr, 1e-6, 1),
-            seed=whole_seed(seed),
-            kl_warmup=number("KL warm-up", kl_warmup, 0, 500),
+            seed=whole_seed(seed), kl_warmup=number("KL warm-up", kl_warmup, 0, 500), device=TRAIN_DEVICE,
         )
         if dataset == UPLOAD:
             train_config.dataset = _read_upload(zip_file, height, width, model_config.kind).name

@@ -179,8 +179,9 @@ def _train(args: argparse.Namespace) -> int:
     )
     if args.ddp and "RANK" not in os.environ:
         raise UsageError(DDP_NEEDS_TORCHRUN)
-    if args.resume:
-        load_checkpoint(args.resume)  # a bad --resume is a usage error, found before any work starts
+    for given in (args.resume, args.init_from):
+        if given:
+            load_checkpoint(given)  # a bad --resume or --init-from is a usage error, found before any work starts
     # Loaded here, not in the trainer thread, so a missing dataset is a usage error too.
     data = load_dataset(args.dataset, args.data_root, args.image_size)
     if not args.resume:  # checks the model against the data (a CVAE needs classes) before any work
