@@ -175,6 +175,12 @@ def test_uploaded_zip_trains_a_cvae_that_samples_at_its_size(own_server, picture
         assert im.size == (8 * 22 + 2, 30 + 2)  # tiles of 20 wide × 28 high, 2-px padding
     with Image.open(client.predict(styles=4, seed=0, api_name="/all_digits")) as im:
         assert im.size == (4 * 22 + 2, 3 * 30 + 2)  # one row per uploaded class
+    # a VAE on the same upload: the latent map encodes that upload's test pictures, by class name
+    client.predict(model="vae", dataset="upload", epochs=1, zip_file=handle_file(archive), height=28, width=20,
+                   api_name="/train")
+    scatter, _, text = client.predict(api_name="/latent_map")
+    assert "12 test images" in text
+    assert {row[2] for row in scatter["data"]} == {"class-0", "class-1", "class-2"}
 
 
 def test_bad_uploads_get_plain_messages(own_server, tmp_path, picture_folder):

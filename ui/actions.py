@@ -341,11 +341,12 @@ def _start(model, dataset, epochs, latent, batch_size, lr, arch, hidden, likelih
             batch_size=number("batch size", batch_size, 1, 4096, whole=True), lr=number("learning rate", lr, 1e-6, 1),
             seed=whole_seed(seed), kl_warmup=number("KL warm-up", kl_warmup, 0, 500), device=TRAIN_DEVICE,
         )
-        if dataset == UPLOAD:
-            train_config.dataset = _read_upload(zip_file, height, width, model_config.kind).name
+        upload = _read_upload(zip_file, height, width, model_config.kind) if dataset == UPLOAD else None
+        if upload is not None:
+            train_config.dataset = upload.name
     except (ValueError, DataError) as exc:
         raise gr.Error(str(exc)) from None
-    return studio().start_run(model_config, train_config)
+    return studio().start_run(model_config, train_config, upload)
 
 
 def _read_upload(zip_file, height, width, kind: str):

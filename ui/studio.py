@@ -68,21 +68,25 @@ class Studio:
     def read_upload(self, path: str, size: tuple[int, int], filename: str) -> Dataset:
         """Read an uploaded zip of pictures; kept by name so its run and later tabs can use it."""
         data = load_image_zip(path, size, name=filename)
-        in_use = {m.info.get("dataset") for m in self.models.values()}
-        for name in [n for n in self._datasets if n.startswith("zip:") and n not in in_use]:
-            del self._datasets[name]  # one upload at a time in memory, plus those the active models need
-        self._datasets[data.name] = data
+        with self._lock:
+            in_use = {m.info.get("dataset") for m in self.models.values()}
+            for name in [n for n in self._datasets if n.startswith("zip:") and n not in in_use]:
+                del self._datasets[name]  # uploads kept in memory: those the active models need, and this one
+            self._datasets[data.name] = data
         return data
 
-    def start_run(self, model: ModelConfig, train: TrainConfig) -> tuple[LiveRun, bool]:
-        """Start a run unless one is going; either way return the run to watch and whether it is new."""
+    def start_run(self, model: ModelConfig, train: TrainConfig, dataset: Dataset | None = None) -> tuple[LiveRun, bool]:
+        """Start a run unless one is going; either way return the run to watch and whether it is new.
+
+        `dataset` is an upload already read; the trainer loads any other dataset itself.
+        """
         with self._lock:
             if self.run is not None and self.run.running:
                 return self.run, False
             # unique even for two runs started within one second (one that failed at once, say)
             run_dir = self.runs_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{model.kind}-{uuid.uuid4().hex[:6]}"
             train.out = str(run_dir)
-            trainer = Trainer(model, train, self._datasets.get(train.dataset))
+            trainer = Trainer(model, train, dataset or self._datasets.get(train.dataset))
             self.run = LiveRun(trainer, model.kind, run_dir, self._activate)
             trainer.start()
             return self.run, True
@@ -96,4 +100,7 @@ class Studio:
 
     def _activate(self, run: LiveRun) -> None:
         ckpt = load_checkpoint(run.run_dir)
+        if run.trainer.dataset is not None:  # an upload: later tabs draw test pictures from it
+            with self._lock:
+                self._datasets[run.trainer.dataset.name] = run.trainer.dataset
         self.models[run.kind] = ActiveModel(ckpt.model, f"runs/{run.run_dir.name}", ckpt.info)
