@@ -150,8 +150,10 @@ def load_frey_face(data_root: str | os.PathLike | None = None) -> Dataset:
 def _fetch_frey(path: Path) -> None:
     host = FREY_URL.split("/")[2]
     if not _reachable(host):
+        # no server path in the message: the app shows it to whoever pressed Start
         raise DataError(f"Frey Face is not on this machine and could not be downloaded (no network). Download "
-                        f"{FREY_URL} elsewhere and put it in {path.parent} or pass its folder with --data-root.")
+                        f"{FREY_URL} elsewhere, then pass its folder with --data-root or put it in the data cache "
+                        "folder (VAE_STUDIO_DATA).")
     try:
         with urllib.request.urlopen(FREY_URL, timeout=60) as response:
             raw = response.read(FREY_MAX_BYTES + 1)
