@@ -207,9 +207,20 @@ def test_bad_uploads_get_plain_messages(own_server, tmp_path, picture_folder):
         client.predict(dataset="upload", zip_file=handle_file(flat), height=4, api_name="/train")
 
 
-def test_how_it_works_numbers_are_the_training_loss(own_server, digit_png):
+def test_how_it_works_numbers_are_the_training_loss(tmp_path, digit_png):
     """The tab's terms equal VAE.loss_function's for the same picture and the same ε (seed)."""
-    _, client = own_server  # its VAE is still weights/vae (the shared server's may have been retrained)
+    from appserver import Server
+    from gradio_client import Client
+
+    # a fresh server, whose VAE is weights/vae (other tests' servers train and activate their own)
+    server = Server(tmp_path / "runs", tmp_path / "app.log", subprocess_env())
+    try:
+        check_explain(Client(server.url, verbose=False), digit_png)
+    finally:
+        server.close()
+
+
+def check_explain(client, digit_png):
     model = load_checkpoint(ROOT / "weights" / "vae").model
     x = load_digit(str(digit_png[0]))
     for seed in (0, 7):
