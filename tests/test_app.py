@@ -146,7 +146,8 @@ def test_bad_training_settings_are_refused_plainly(client):
 
 
 def test_a_closed_browser_does_not_end_the_run_and_an_early_stop_keeps_the_old_model(client):
-    job = client.submit(model="vae", dataset="mnist", epochs=2, latent=5, batch_size=64, lr=1e-3, api_name="/train")
+    # long enough (seconds) that the follower below surely finds it still running
+    job = client.submit(model="vae", dataset="mnist", epochs=6, latent=5, batch_size=32, lr=1e-3, api_name="/train")
     deadline = time.monotonic() + 60
     while not job.outputs() and time.monotonic() < deadline:
         time.sleep(0.1)
