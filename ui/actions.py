@@ -22,7 +22,7 @@ from vae_core.folders import MAX_SIDE, MIN_SIDE
 from vae_core.images import ImageError, load_digit, load_picture, sketch_ink
 from vae_core.losses import LIKELIHOODS, REDUCTIONS, weighed_terms
 from vae_core.models import ARCHS, MAX_LATENT, ModelConfig
-from vae_core.structured import QUADRANTS
+from vae_core.structured import parse_given
 from vae_core.trainer import TrainConfig
 
 from .components import SEED_MAX
@@ -164,11 +164,7 @@ def complete(image, given="top-left", n=16, seed=0) -> np.ndarray:
 
     `given` names 1–3 quadrants joined by "+", e.g. "top-left" or "top-left+bottom-left".
     """
-    names = tuple(part.strip() for part in str(given).replace(",", "+").split("+") if part.strip())
-    bad = [name for name in names if name not in QUADRANTS]
-    if bad or not 1 <= len(set(names)) <= 3:
-        raise gr.Error(f"given must name 1 to 3 of the quadrants {', '.join(QUADRANTS)} joined by '+', "
-                       f"not {str(given)[:60]!r}")
+    names = parse_given(given)
     n = number("n", n, 1, 64, whole=True)
     model = studio().active("scvae").model
     return explore.completion_grid(model, studio().active("baseline").model, digit_image(image, model), names, n,
@@ -295,11 +291,10 @@ def train(model="vae", dataset="mnist", epochs=10, latent=10, batch_size=128, lr
                           seed, zip_file, height, width)
     seen = NOT_SEEN
     if not started:
-        busy = BUSY
         snap = run.snapshot()
         first = _outputs(snap, seen)
         seen = first[-1]
-        yield (f"{busy}\n\n{snap.status}", *first[1:])
+        yield (f"{BUSY}\n\n{snap.status}", *first[1:])
     while True:
         snap = run.snapshot()
         if snap.version != seen[0]:  # new pictures always come with a new version

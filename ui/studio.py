@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vae_core.checkpoint import load_checkpoint
-from vae_core.data import Dataset, load_dataset
+from vae_core.data import ZIP_PREFIX, Dataset, load_dataset
 from vae_core.folders import load_image_zip
 from vae_core.models import VAE, ModelConfig
 from vae_core.trainer import TrainConfig, Trainer
@@ -70,7 +70,7 @@ class Studio:
         data = load_image_zip(path, size, name=filename)
         with self._lock:
             in_use = {m.info.get("dataset") for m in self.models.values()}
-            for name in [n for n in self._datasets if n.startswith("zip:") and n not in in_use]:
+            for name in [n for n in self._datasets if n.startswith(ZIP_PREFIX) and n not in in_use]:
                 del self._datasets[name]  # uploads kept in memory: those the active models need, and this one
             self._datasets[data.name] = data
         return data

@@ -22,6 +22,7 @@ from .data import DATASETS, DEFAULT_LIKELIHOOD, FOLDER_PREFIX, DataError, load_d
 from .images import png_bytes, to_grid
 from .losses import LIKELIHOODS
 from .models import ARCHS, GIVEN, KINDS, MAX_LATENT, OBJECTIVES, ModelConfig
+from .structured import parse_given
 from .trainer import DDP_NEEDS_TORCHRUN, DEVICES, TrainConfig, Trainer, resolve_device
 
 USAGE_ERROR = 2
@@ -261,7 +262,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if data.note:
         print(f"note: {data.note}", file=sys.stderr)
     x, labels = data.tensors("test", device)
-    given = tuple(args.given.split("+")) if args.given else None
+    given = parse_given(args.given) if args.given else None
     metrics = evaluate(ckpt.model, x, labels, iwae_k=args.iwae_k, given=given)
     metrics["dataset_note"] = data.note
     if args.json:

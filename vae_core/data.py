@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import os
 import socket
 import threading
@@ -21,6 +22,7 @@ import torch
 
 DATASETS = ("mnist", "fashion-mnist", "frey-face")
 FOLDER_PREFIX = "folder:"
+ZIP_PREFIX = "zip:"  # the name of an uploaded zip's dataset: it lives only in the app's memory
 # Frey Face, the original VAE paper's second dataset: 1,965 grey faces of 28×20 pixels
 # (height × width) in a MATLAB file, `ff` holding one face per column.
 FREY_URL = "https://cs.nyu.edu/~roweis/data/frey_rawface.mat"
@@ -88,8 +90,9 @@ def load_dataset(
         from .folders import load_image_folder  # folders builds on this module
 
         return load_image_folder(name[len(FOLDER_PREFIX):], image_size or (28, 28))
-    if name.startswith("zip:"):
-        raise DataError(f"this was trained on an uploaded zip ({name[4:]}); unzip it and pass --dataset folder:PATH")
+    if name.startswith(ZIP_PREFIX):
+        raise DataError(f"this was trained on an uploaded zip ({name[len(ZIP_PREFIX):]}); unzip it and pass "
+                        "--dataset folder:PATH")
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)} or folder:PATH")
     if name == "frey-face":
@@ -134,9 +137,10 @@ def load_frey_face(data_root: str | os.PathLike | None = None) -> Dataset:
         if data_root is not None:
             raise DataError(f"no {FREY_FILE} in {str(folder)!r}")
         _fetch_frey(path)
-    faces = _read_frey(path)
+    raw = path.read_bytes()
+    faces = _frey_faces(raw, path.name)
     record = path.with_name(path.name + ".sha256")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = hashlib.sha256(raw).hexdigest()
     if not record.is_file():
         record.write_text(digest + "\n")
     elif record.read_text().strip() != digest:
@@ -161,23 +165,23 @@ def _fetch_frey(path: Path) -> None:
         raise DataError(f"downloading Frey Face from {FREY_URL} failed: {exc}") from None
     if len(raw) > FREY_MAX_BYTES:
         raise DataError(f"{FREY_URL} sent more than {FREY_MAX_BYTES // 1_000_000} MB; not a Frey Face file")
+    _frey_faces(raw, FREY_URL)  # refuse anything that is not exactly the faces before keeping it
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     partial.write_bytes(raw)
-    _read_frey(partial)  # refuse anything that is not exactly the faces before keeping it
     partial.replace(path)
 
 
-def _read_frey(path: Path) -> np.ndarray:
+def _frey_faces(raw: bytes, name: str) -> np.ndarray:
     from scipy.io import loadmat  # MATLAB reader: plain arrays, nothing unpickled
 
     try:
-        ff = np.asarray(loadmat(str(path))["ff"])
+        ff = np.asarray(loadmat(io.BytesIO(raw))["ff"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"{path.name} is not the Frey Face MATLAB file ({exc})") from None
+        raise DataError(f"{name} is not the Frey Face MATLAB file ({exc})") from None
     n, h, w = FREY_SHAPE
     if ff.shape != (h * w, n) or ff.min() < 0 or ff.max() > 255:
-        raise DataError(f"{path.name} holds an array of shape {ff.shape}, not Frey Face's {h * w}×{n} faces")
+        raise DataError(f"{name} holds an array of shape {ff.shape}, not Frey Face's {h * w}×{n} faces")
     return ff.T.reshape(n, h, w).astype(np.uint8)
 
 

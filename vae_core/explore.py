@@ -127,10 +127,7 @@ def loss_breakdown(model: VAE, x: torch.Tensor, label: int = 0, seed: int = 0) -
     learner reads is what the optimizer sees: `reconstruction` is the training term
     (−log p(x|z), up to a constant for `mse`) and `kl` is the closed-form KL to N(0, I).
     """
-    labels = _labels(model, 1, label)
-    mu, log_std = model.encode(x, labels)
-    z = model.reparameterize(mu, log_std, _gen(seed))
-    logits = model.decode_logits(z, labels)
+    logits, mu, log_std, z = model(x, _labels(model, 1, label), _gen(seed))
     kl_per_dim = gaussian_kl_per_dim(mu, log_std)
     return {
         "mu": mu[0].tolist(), "sigma": torch.exp(log_std[0]).tolist(), "z": z[0].tolist(),

@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
-from .data import DataError, Dataset, split_deterministic
+from .data import ZIP_PREFIX, DataError, Dataset, split_deterministic
 from .images import ImageError, pad_resize, read_grey
 
 MAX_IMAGES = 100_000
@@ -59,7 +59,7 @@ def load_image_zip(path: str | Path, size: tuple[int, int] = (28, 28), name: str
         infos = [info for info in archive.infolist() if not info.is_dir()]
         _check_archive(infos)
         entries = [(PurePosixPath(info.filename), _reader(archive, info)) for info in infos]
-        return images_to_dataset(f"zip:{name or path.name}", entries, size)
+        return images_to_dataset(f"{ZIP_PREFIX}{name or path.name}", entries, size)
 
 
 def _check_archive(infos: list[zipfile.ZipInfo]) -> None:

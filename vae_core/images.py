@@ -84,9 +84,8 @@ def pad_resize(grey: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     Padding with the border colour, not black, keeps a face shot against white from being boxed in.
     """
     height, width = size
-    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
     picture = Image.fromarray(np.round(grey * 255).astype(np.uint8))
-    fitted = ImageOps.pad(picture, (width, height), Image.LANCZOS, color=int(round(np.median(border) * 255)))
+    fitted = ImageOps.pad(picture, (width, height), Image.LANCZOS, color=int(round(_background(grey) * 255)))
     return np.asarray(fitted, dtype=np.uint8)
 
 
@@ -107,8 +106,7 @@ def ink_to_tensor(grey: np.ndarray, size: tuple[int, int] = (28, 28)) -> torch.T
     """Grey picture in [0, 1] → MNIST-style (1, 1, H, W): ink white, cropped, scaled, centred."""
     if grey.ndim != 2 or min(grey.shape) < 1:
         raise ImageError("the image is empty")
-    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-    ink = 1.0 - grey if np.median(border) > 0.5 else grey
+    ink = 1.0 - grey if _background(grey) > 0.5 else grey
     mask = ink > 0.2
     if not mask.any():
         raise ImageError("no digit found: the image is blank")
@@ -127,6 +125,11 @@ def ink_to_tensor(grey: np.ndarray, size: tuple[int, int] = (28, 28)) -> torch.T
     left = int(np.clip(round(width / 2 - cx), 0, width - new_w))
     canvas[top : top + new_h, left : left + new_w] = small
     return torch.from_numpy(canvas).float().clamp(0, 1).view(1, 1, height, width)
+
+
+def _background(grey: np.ndarray) -> float:
+    """The picture's background level: the median of its border pixels."""
+    return float(np.median(np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])))
 
 
 def sketch_ink(composite: np.ndarray) -> np.ndarray | None:

@@ -56,6 +56,15 @@ def quadrant_mask(given: Iterable[str], image_shape: tuple[int, int, int]) -> to
     return mask.float().expand(1, c, h, w).clone()
 
 
+def parse_given(text: str) -> tuple[str, ...]:
+    """A layout as users spell it, "top-left+bottom-left" (commas too), checked: 1–3 distinct quadrants."""
+    names = tuple(part.strip() for part in str(text).replace(",", "+").split("+") if part.strip())
+    if any(name not in QUADRANTS for name in names) or not 1 <= len(set(names)) <= 3:
+        raise ValueError(f"given must name 1 to 3 of the quadrants {', '.join(QUADRANTS)} joined by '+', "
+                         f"not {str(text)[:60]!r}")
+    return names
+
+
 def random_masks(n: int, image_shape: tuple[int, int, int], generator: torch.Generator | None,
                  device: torch.device) -> torch.Tensor:
     """n masks, each a uniformly drawn layout of 1–3 given quadrants (14 layouts)."""
@@ -115,6 +124,11 @@ class StructuredCVAE(nn.Module):
         """−log p(y|x, z) per image: Bernoulli over the hidden pixels only."""
         return (F.binary_cross_entropy_with_logits(logits, y, reduction="none") * (1 - mask)).flatten(1).sum(1)
 
+    def _baseline_bce(self, x_in: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The baseline's −log p(y|x) per image: the generation network at z = 0, its only answer."""
+        z = torch.zeros(len(x_in), self.config.latent, device=x_in.device)
+        return self._hidden_bce(self.decode_logits(z, x_in), y, mask)
+
     def loss_function(
         self,
         x: torch.Tensor,
@@ -131,8 +145,7 @@ class StructuredCVAE(nn.Module):
         x_in = self.given_input(y, mask)
         weight = cfg.beta if kl_weight is None else kl_weight
         if cfg.objective == "baseline":
-            recon = self._hidden_bce(self.decode_logits(torch.zeros(len(x), cfg.latent, device=x.device), x_in), y,
-                                     mask).sum()
+            recon = self._baseline_bce(x_in, y, mask).sum()
             return {"loss": recon, "recon": recon, "kl": torch.zeros_like(recon)}
         mu_p, log_std_p = self.prior_params(x_in)
         parts = {}
@@ -163,8 +176,7 @@ class StructuredCVAE(nn.Module):
         mask = mask.expand(len(x), -1, -1, -1)
         x_in = self.given_input(y, mask)
         if self.config.objective == "baseline":
-            return self._hidden_bce(self.decode_logits(torch.zeros(len(x), self.config.latent, device=x.device),
-                                                       x_in), y, mask)
+            return self._baseline_bce(x_in, y, mask)
         mu_p, log_std_p = self.prior_params(x_in)
         mu_r, log_std_r = (mu_p, log_std_p) if self.config.objective == "gsnn" else self.encode(y, mask)
         eps = torch.randn((samples, *mu_r.shape), generator=generator, device=x.device)

@@ -160,9 +160,7 @@ class Trainer:
             data = self.dataset or load_dataset(self.config.dataset, self.config.data_root, self.config.image_size)
             if data.note:
                 self._emit({"event": "dataset_note", "dataset_note": data.note})
-            device = resolve_device(self.config.device)
-            if self.config.ddp:
-                device = self.ddp.join(device)
+            device = self.ddp.join(resolve_device(self.config.device))
             model, optimizer, first_epoch, past = self._prepare(data, device)
             step_model = self.ddp.wrap(model, device)
             last_saved = first_epoch - 1 if self.config.resume else None
@@ -363,6 +361,9 @@ class DistributedRun:
         return self.rank == 0
 
     def join(self, device: torch.device) -> torch.device:
+        """Join the torchrun job (DDP on); returns the device this process trains on."""
+        if not self.enabled:
+            return device
         if "RANK" not in os.environ:
             raise ValueError(DDP_NEEDS_TORCHRUN)
         if device.type == "cuda":
