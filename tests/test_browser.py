@@ -117,6 +117,25 @@ def test_how_it_works_explains_a_test_digit_and_follows_the_controls(page):
     page.screenshot(path=ARTIFACTS / "how-it-works.png", full_page=True)
 
 
+def pick(page, elem_id, option):
+    page.locator(f"#{elem_id} input").first.click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def test_dataset_choice_shows_the_upload_box_and_frey_face_picks_its_likelihood(page):
+    from playwright.sync_api import expect
+
+    open_tab(page, "Train")
+    expect(page.locator("#zip-upload")).to_be_hidden()
+    pick(page, "dataset", "your pictures (.zip)")
+    expect(page.locator("#zip-upload")).to_be_visible(timeout=10_000)
+    pick(page, "dataset", "frey-face")
+    expect(page.locator("#zip-upload")).to_be_hidden(timeout=10_000)
+    expect(page.get_by_role("radio", name="gaussian")).to_be_checked(timeout=10_000)
+    pick(page, "dataset", "mnist")  # back to the seed's settings for the training test
+    expect(page.get_by_role("radio", name="mse")).to_be_checked(timeout=10_000)
+
+
 def test_train_shows_plot_and_grid_then_stop(page):
     from playwright.sync_api import expect
 
