@@ -1,11 +1,4 @@
-import os
-import sys
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 @pytest.fixture(autouse=True)
@@ -16,29 +9,24 @@ def _empty_data_cache(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(scope="session")
 def subset():
-    from vae_core.data import load_offline_subset
+    from vae_core.datasets import load_offline_subset
 
     return load_offline_subset()
 
 
-def subprocess_env() -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT)
-    return env
-
-
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    from appserver import Server
+    from testing.appserver import Server
 
     folder = tmp_path_factory.mktemp("server")
-    srv = Server(folder / "runs", folder / "app.log", subprocess_env())
+    srv = Server(folder / "runs", folder / "app.log")
     yield srv
     srv.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def client(server):
+    """A client of its own for each test: its own browser session, so its own active models."""
     from gradio_client import Client
 
     return Client(server.url, verbose=False)

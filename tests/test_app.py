@@ -102,7 +102,7 @@ def test_bad_digit_steps_and_files_get_plain_errors(client, tmp_path, digit_png)
 
 def test_training_streams_then_becomes_the_active_model_and_stop_is_prompt(client):
     before = grid(client.predict(n=16, seed=3, api_name="/sample"))
-    job = client.submit(model="vae", dataset="mnist", epochs=1, latent=3, batch_size=128, lr=1e-3,
+    job = client.submit(kind="vae", dataset="mnist", epochs=1, latent=3, batch_size=128, lr=1e-3,
                         api_name="/train")
     updates = list(job)
     status, progress, loss, parts, sample_grid, recon, download = updates[-1]
@@ -117,12 +117,12 @@ def test_training_streams_then_becomes_the_active_model_and_stop_is_prompt(clien
     assert not np.array_equal(before, after)  # the sample tab now draws from the new model
     assert grid(client.predict(span=3.0, steps=4, seed=0, api_name="/traverse")).shape == tiles(3, 4)
 
-    long_run = client.submit(model="cvae", dataset="mnist", epochs=200, latent=4, batch_size=8, lr=1e-3,
+    long_run = client.submit(kind="cvae", dataset="mnist", epochs=200, latent=4, batch_size=8, lr=1e-3,
                              api_name="/train")
     deadline = time.monotonic() + 60
     while not long_run.outputs() and time.monotonic() < deadline:
         time.sleep(0.2)
-    second = client.submit(model="vae", dataset="mnist", epochs=1, latent=2, batch_size=64, lr=1e-3,
+    second = client.submit(kind="vae", dataset="mnist", epochs=1, latent=2, batch_size=64, lr=1e-3,
                            api_name="/train")
     while not second.outputs() and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -140,19 +140,19 @@ def test_training_streams_then_becomes_the_active_model_and_stop_is_prompt(clien
 
 def test_bad_training_settings_are_refused_plainly(client):
     with pytest.raises(Exception, match="less than minimum value 1"):
-        client.predict(model="vae", dataset="mnist", epochs=1, latent=0, batch_size=64, lr=1e-3, api_name="/train")
+        client.predict(kind="vae", dataset="mnist", epochs=1, latent=0, batch_size=64, lr=1e-3, api_name="/train")
     with pytest.raises(Exception, match="not in the list of choices"):
-        client.predict(model="vae", dataset="cifar", epochs=1, latent=2, batch_size=64, lr=1e-3, api_name="/train")
+        client.predict(kind="vae", dataset="cifar", epochs=1, latent=2, batch_size=64, lr=1e-3, api_name="/train")
 
 
 def test_a_closed_browser_does_not_end_the_run_and_an_early_stop_keeps_the_old_model(client):
     # long enough (seconds) that the follower below surely finds it still running
-    job = client.submit(model="vae", dataset="mnist", epochs=6, latent=5, batch_size=32, lr=1e-3, api_name="/train")
+    job = client.submit(kind="vae", dataset="mnist", epochs=6, latent=5, batch_size=32, lr=1e-3, api_name="/train")
     deadline = time.monotonic() + 60
     while not job.outputs() and time.monotonic() < deadline:
         time.sleep(0.1)
     job.cancel()  # what closing the tab does to its stream
-    follower = client.submit(model="vae", dataset="mnist", epochs=1, latent=2, batch_size=64, lr=1e-3,
+    follower = client.submit(kind="vae", dataset="mnist", epochs=1, latent=2, batch_size=64, lr=1e-3,
                              api_name="/train")
     follower.result(timeout=120)
     assert follower.outputs()[0][0].lower().startswith("a run is in progress")
@@ -160,7 +160,7 @@ def test_a_closed_browser_does_not_end_the_run_and_an_early_stop_keeps_the_old_m
     assert grid(client.predict(span=1.0, steps=2, seed=0, api_name="/traverse")).shape == tiles(5, 2)
 
     before = grid(client.predict(n=8, seed=1, api_name="/sample"))
-    early = client.submit(model="vae", dataset="mnist", epochs=5, latent=7, batch_size=1, lr=1e-3,
+    early = client.submit(kind="vae", dataset="mnist", epochs=5, latent=7, batch_size=1, lr=1e-3,
                           api_name="/train")
     while not early.outputs() and time.monotonic() < deadline + 60:
         time.sleep(0.1)
@@ -172,10 +172,9 @@ def test_a_closed_browser_does_not_end_the_run_and_an_early_stop_keeps_the_old_m
 
 
 def test_share_without_network_says_so_in_one_line_and_serves_locally(tmp_path):
-    from appserver import Server
-    from conftest import subprocess_env
+    from testing.appserver import Server
 
-    server = Server(tmp_path / "runs", tmp_path / "share.log", subprocess_env(), ("--share",))
+    server = Server(tmp_path / "runs", tmp_path / "share.log", args=("--share",))
     try:
         time.sleep(1)
         lines = (tmp_path / "share.log").read_text().splitlines()

@@ -5,20 +5,16 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, subprocess_env
 
+from testing import ROOT
+from testing.cli import run_cli as cli
 from vae_core.cli import main
-
-
-def cli(*args, timeout=180):
-    return subprocess.run([sys.executable, "-m", "vae_core", *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT, env=subprocess_env(), timeout=timeout)
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "cvae"
-    result = cli("train", "--model", "cvae", "--epochs", "2", "--latent", "4", "--out", out, "--json")
+    result = cli("train", "--kind", "cvae", "--epochs", "2", "--latent", "4", "--out", out, "--json")
     assert result.returncode == 0, result.stderr
     return out, result
 
@@ -96,7 +92,7 @@ def test_digit_is_refused_for_a_vae(tmp_path):
 def test_out_of_memory_is_a_clear_error_not_a_crash(tmp_path):
     import resource
 
-    from vae_core.data import DEBIAN_FASHION
+    from vae_core.datasets import DEBIAN_FASHION
 
     if not DEBIAN_FASHION.is_dir():
         pytest.skip("needs Debian's Fashion-MNIST for batches big enough to run out of memory")
@@ -107,7 +103,7 @@ def test_out_of_memory_is_a_clear_error_not_a_crash(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "vae_core", "train", "--dataset", "fashion-mnist", "--hidden", "8192",
          "--batch-size", "65536", "--epochs", "1", "--out", str(tmp_path / "ck")],
-        capture_output=True, text=True, cwd=ROOT, env=subprocess_env(), timeout=180, preexec_fn=six_gigabytes)
+        capture_output=True, text=True, cwd=ROOT, timeout=180, preexec_fn=six_gigabytes)
     assert result.returncode == 1
     assert "out of memory with batch size 65536: lower the batch size" in result.stderr
     assert "Traceback" not in result.stderr
@@ -115,11 +111,11 @@ def test_out_of_memory_is_a_clear_error_not_a_crash(tmp_path):
 
 def test_structured_cvae_trains_evaluates_and_refuses_to_sample(tmp_path):
     baseline = tmp_path / "baseline"
-    result = cli("train", "--model", "scvae", "--objective", "baseline", "--given-quadrants", "2", "--hidden", "64",
+    result = cli("train", "--kind", "scvae", "--objective", "baseline", "--given-quadrants", "2", "--hidden", "64",
                  "--latent", "4", "--epochs", "1", "--out", baseline)
     assert result.returncode == 0, result.stderr
     hybrid = tmp_path / "hybrid"
-    result = cli("train", "--model", "scvae", "--objective", "hybrid", "--alpha", "0.3", "--given-quadrants", "2",
+    result = cli("train", "--kind", "scvae", "--objective", "hybrid", "--alpha", "0.3", "--given-quadrants", "2",
                  "--hidden", "64", "--latent", "4", "--epochs", "1", "--init-from", baseline, "--out", hybrid)
     assert result.returncode == 0, result.stderr
     config = json.loads((hybrid / "config.json").read_text())["model"]
@@ -132,5 +128,5 @@ def test_structured_cvae_trains_evaluates_and_refuses_to_sample(tmp_path):
     assert other["given"] == ["bottom-right"] and other["ncll"] != metrics["ncll"]
     refused = cli("sample", hybrid, "--png", tmp_path / "x.png")
     assert refused.returncode == 2 and "completes given quadrants" in refused.stderr
-    missing = cli("train", "--model", "scvae", "--init-from", tmp_path / "none", "--out", tmp_path / "v")
+    missing = cli("train", "--kind", "scvae", "--init-from", tmp_path / "none", "--out", tmp_path / "v")
     assert missing.returncode == 2 and "no checkpoint folder" in missing.stderr

@@ -9,8 +9,9 @@ import torch
 from safetensors.torch import save_file
 
 from vae_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from vae_core.data import DataError, load_dataset, read_idx
-from vae_core.models import ModelConfig, build_model
+from vae_core.config import ModelConfig
+from vae_core.datasets import DataError, load_dataset, read_idx
+from vae_core.models import build_model
 
 
 def write_idx(path, array, gz):
@@ -52,7 +53,7 @@ def test_data_root_reads_both_layouts(tmp_path, subset, layout):
 
 
 def test_debian_fashion_mnist_folder_is_read_whole():
-    from vae_core.data import DEBIAN_FASHION
+    from vae_core.datasets import DEBIAN_FASHION
 
     if not DEBIAN_FASHION.is_dir():
         pytest.skip("Debian's dataset-fashion-mnist is not installed here")

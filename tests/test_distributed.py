@@ -9,8 +9,9 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT, subprocess_env
-from test_cli import cli
+
+from testing import ROOT
+from testing.cli import run_cli as cli
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
 
@@ -22,7 +23,7 @@ def events(stdout: str) -> list[dict]:
 def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
     args = ["-m", "vae_core", "train", "--epochs", "2", "--batch-size", "128", "--json"]
     ddp = subprocess.run([*TORCHRUN, *args, "--ddp", "--out", tmp_path / "ddp"], capture_output=True,
-                         text=True, cwd=ROOT, env=subprocess_env(), timeout=240, start_new_session=True)
+                         text=True, cwd=ROOT, timeout=240, start_new_session=True)
     assert ddp.returncode == 0, ddp.stderr[:3000]
     single = cli(*args[2:], "--out", tmp_path / "single")
     assert single.returncode == 0, single.stderr
@@ -39,7 +40,7 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
 def test_a_rank_that_dies_ends_the_job_with_a_clear_message(tmp_path):
     job = subprocess.Popen([*TORCHRUN, "-m", "vae_core", "train", "--ddp", "--epochs", "500", "--json", "--out",
                             tmp_path / "ddp"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                           env=subprocess_env(), start_new_session=True)
+                           start_new_session=True)
     try:
         for line in job.stdout:
             if json.loads(line)["event"] == "epoch":

@@ -1,6 +1,6 @@
 """Faults that must never cost a user their model."""
 
-from faultlib import kill_during_writes
+from testing.faults import kill_during_writes
 
 
 def test_sigkill_mid_write_always_leaves_a_whole_consistent_checkpoint(tmp_path):

@@ -5,8 +5,9 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Normal, kl_divergence
 
+from vae_core.config import ModelConfig
 from vae_core.losses import gaussian_kl, kl_weight, reconstruction_loss
-from vae_core.models import ModelConfig, build_model, count_parameters
+from vae_core.models import build_model, count_parameters
 
 
 def test_seed_vae_layers_and_parameter_count():

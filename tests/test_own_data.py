@@ -7,16 +7,16 @@ import zipfile
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, subprocess_env
 from gradio_client import handle_file
 from PIL import Image
-from test_cli import cli
 
+from testing import ROOT
+from testing.cli import run_cli as cli
 from vae_core.checkpoint import load_checkpoint
-from vae_core.data import DataError, load_dataset, split_deterministic
-from vae_core.folders import MAX_IMAGES, load_image_folder, load_image_zip
+from vae_core.datasets import DataError, load_dataset, split_deterministic
+from vae_core.datasets.folders import MAX_IMAGES, load_image_folder, load_image_zip
 from vae_core.images import load_digit
-from vae_core.losses import weighed_terms
+from vae_core.losses import term_balance
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_unlabelled_folder_offers_only_the_vae(picture_folder, tmp_path):
         (flat / f"{i}.png").write_bytes(file.read_bytes())
     data = load_image_folder(flat)
     assert data.n_classes == 0 and "no classes" in data.note
-    result = cli("train", "--model", "cvae", "--dataset", f"folder:{flat}", "--epochs", "1", "--out", tmp_path / "o")
+    result = cli("train", "--kind", "cvae", "--dataset", f"folder:{flat}", "--epochs", "1", "--out", tmp_path / "o")
     assert result.returncode == 2 and "a CVAE needs labelled data" in result.stderr
 
 
@@ -76,7 +76,7 @@ def test_split_is_stratified_and_needs_a_test_image():
 
 def test_cli_trains_a_cvae_on_a_folder_at_its_own_size(picture_folder, tmp_path):
     out = tmp_path / "ckpt"
-    result = cli("train", "--model", "cvae", "--dataset", f"folder:{picture_folder}", "--image-size", "28x20",
+    result = cli("train", "--kind", "cvae", "--dataset", f"folder:{picture_folder}", "--image-size", "28x20",
                  "--epochs", "3", "--out", out, "--json")
     assert result.returncode == 0, result.stderr
     epochs = [e for e in map(json.loads, result.stdout.splitlines()) if e["event"] == "epoch"]
@@ -156,11 +156,12 @@ def test_frey_face_offline_message_and_local_file(tmp_path):
 @pytest.fixture(scope="module")
 def own_server(tmp_path_factory):
     """A server of its own: training on uploads replaces the active models, which other tests rely on."""
-    from appserver import Server
     from gradio_client import Client
 
+    from testing.appserver import Server
+
     folder = tmp_path_factory.mktemp("own-server")
-    srv = Server(folder / "runs", folder / "app.log", subprocess_env())
+    srv = Server(folder / "runs", folder / "app.log")
     yield srv, Client(srv.url, verbose=False)
     srv.close()
 
@@ -168,7 +169,7 @@ def own_server(tmp_path_factory):
 def test_uploaded_zip_trains_a_cvae_that_samples_at_its_size(own_server, picture_folder, tmp_path):
     _, client = own_server
     archive = zip_folder(picture_folder, tmp_path / "digits.zip")
-    status = client.predict(model="cvae", dataset="upload", epochs=2, batch_size=32, zip_file=handle_file(archive),
+    status = client.predict(kind="cvae", dataset="upload", epochs=2, batch_size=32, zip_file=handle_file(archive),
                             height=28, width=20, api_name="/train")[0]
     assert "Done" in status and "3 classes from subfolder names" in status and "skipped 2" in status
     with Image.open(client.predict(digit=2, n=8, seed=0, api_name="/conditional")) as im:
@@ -176,7 +177,7 @@ def test_uploaded_zip_trains_a_cvae_that_samples_at_its_size(own_server, picture
     with Image.open(client.predict(styles=4, seed=0, api_name="/all_digits")) as im:
         assert im.size == (4 * 22 + 2, 3 * 30 + 2)  # one row per uploaded class
     # a VAE on the same upload: the latent map encodes that upload's test pictures, by class name
-    client.predict(model="vae", dataset="upload", epochs=1, zip_file=handle_file(archive), height=28, width=20,
+    client.predict(kind="vae", dataset="upload", epochs=1, zip_file=handle_file(archive), height=28, width=20,
                    api_name="/train")
     scatter, _, text = client.predict(api_name="/latent_map")
     assert "12 test images" in text
@@ -200,7 +201,7 @@ def test_bad_uploads_get_plain_messages(own_server, tmp_path, picture_folder):
     for path, model, message in [(escaping, "vae", "leaves its folder"), (empty, "vae", "found 0 readable"),
                                  (flat, "cvae", "only the VAE")]:
         with pytest.raises(AppError, match=message):
-            client.predict(model=model, dataset="upload", epochs=1, zip_file=handle_file(path), api_name="/train")
+            client.predict(kind=model, dataset="upload", epochs=1, zip_file=handle_file(path), api_name="/train")
     with pytest.raises(AppError, match="Upload a .zip"):
         client.predict(dataset="upload", epochs=1, api_name="/train")
     with pytest.raises(AppError, match="less than minimum value 8"):
@@ -209,11 +210,12 @@ def test_bad_uploads_get_plain_messages(own_server, tmp_path, picture_folder):
 
 def test_how_it_works_numbers_are_the_training_loss(tmp_path, digit_png):
     """The tab's terms equal VAE.loss_function's for the same picture and the same ε (seed)."""
-    from appserver import Server
     from gradio_client import Client
 
+    from testing.appserver import Server
+
     # a fresh server, whose VAE is weights/vae (other tests' servers train and activate their own)
-    server = Server(tmp_path / "runs", tmp_path / "app.log", subprocess_env())
+    server = Server(tmp_path / "runs", tmp_path / "app.log")
     try:
         check_explain(Client(server.url, verbose=False), digit_png)
     finally:
@@ -224,7 +226,7 @@ def check_explain(client, digit_png):
     model = load_checkpoint(ROOT / "weights" / "vae").model
     x = load_digit(str(digit_png[0]))
     for seed in (0, 7):
-        picture, table, _, terms, text = client.predict(image=handle_file(digit_png[0]), model="vae", beta=1.0,
+        picture, table, _, terms, text = client.predict(image=handle_file(digit_png[0]), kind="vae", beta=1.0,
                                                         reduction="sum", seed=seed, api_name="/explain")
         expected = model.loss_function(x, generator=torch.Generator().manual_seed(seed))
         assert terms["reconstruction_nats"] == pytest.approx(expected["recon"].item(), rel=1e-5)
@@ -232,17 +234,17 @@ def check_explain(client, digit_png):
         assert terms["loss"] == pytest.approx(expected["loss"].item(), rel=1e-5)
         kl_column = [row[-1] for row in table["data"]]
         assert sum(kl_column) == pytest.approx(terms["kl_nats"], abs=1e-3)
-    mean = client.predict(image=handle_file(digit_png[0]), model="vae", beta=2.0, reduction="mean", seed=7,
+    mean = client.predict(image=handle_file(digit_png[0]), kind="vae", beta=2.0, reduction="mean", seed=7,
                           api_name="/explain")[3]
     assert mean["reconstruction_term"] == pytest.approx(terms["reconstruction_nats"] / 784, rel=1e-6)
     assert mean["kl_term"] == pytest.approx(2 * terms["kl_nats"], rel=1e-6)
     assert mean["effective_beta"] == 2 * 784 and mean["kl_share"] > terms["kl_share"]
 
 
-def test_weighed_terms():
-    summed = weighed_terms(30.0, 10.0, 1.0, "sum", 784)
+def test_term_balance():
+    summed = term_balance(30.0, 10.0, 1.0, "sum", 784)
     assert summed["loss"] == 40.0 and summed["kl_share"] == 0.25
-    averaged = weighed_terms(784.0, 1.0, 1.0, "mean", 784)
+    averaged = term_balance(784.0, 1.0, 1.0, "mean", 784)
     assert averaged["loss"] == 2.0 and averaged["kl_share"] == 0.5
     with pytest.raises(ValueError, match="reduction"):
-        weighed_terms(1.0, 1.0, 1.0, "median", 784)
+        term_balance(1.0, 1.0, 1.0, "median", 784)

@@ -3,11 +3,12 @@
 import pytest
 import torch
 
-from vae_core.evaluate import conditional_nll, evaluate
+from vae_core.config import ModelConfig, TrainConfig
+from vae_core.evaluate import evaluate
 from vae_core.losses import gaussian_kl
-from vae_core.models import ModelConfig, build_model, count_parameters
-from vae_core.structured import CANONICAL, QUADRANTS, quadrant_mask, random_masks
-from vae_core.trainer import TrainConfig, Trainer
+from vae_core.models import build_model, count_parameters
+from vae_core.models.structured import CANONICAL, QUADRANTS, quadrant_mask, random_masks
+from vae_core.train import Trainer
 
 
 def scvae(**overrides):
@@ -77,14 +78,16 @@ def test_ncll_is_finite_and_falls_with_training(subset):
     test_x, _ = data.tensors("test")
     config = ModelConfig(kind="scvae", likelihood="bernoulli", hidden=128, latent=8, given_quadrants="2")
     untrained = build_model(config)
-    before = conditional_nll(untrained, test_x[:200], CANONICAL["2"], 20, torch.Generator().manual_seed(0))
+    before = untrained.test_metrics(test_x[:200], torch.zeros(200), 20, torch.Generator().manual_seed(0),
+                                   CANONICAL["2"])["ncll"]
     trainer = Trainer(config, TrainConfig(epochs=2, seed=0, device="cpu"), data).start()
     assert list(trainer.events())[-1]["event"] == "done"
-    metrics = evaluate(trainer.model, test_x[:200], torch.zeros(200), iwae_k=20)
+    metrics = evaluate(trainer.model, test_x[:200], torch.zeros(200), samples=20)
     assert torch.isfinite(torch.tensor(metrics["ncll"])) and metrics["ncll"] < 0.6 * before
     assert metrics["given"] == ["top-left", "top-right"] and metrics["samples"] == 20
     # importance sampling with q is a valid estimate: close to (and within a bound of) its S = 1 ELBO average
-    one = conditional_nll(trainer.model, test_x[:200], CANONICAL["2"], 1, torch.Generator().manual_seed(1))
+    one = trainer.model.test_metrics(test_x[:200], torch.zeros(200), 1, torch.Generator().manual_seed(1),
+                                    CANONICAL["2"])["ncll"]
     assert metrics["ncll"] <= one + 0.5
 
 

@@ -5,13 +5,16 @@ import pytest
 import torch
 
 from vae_core.checkpoint import load_checkpoint, save_checkpoint
+from vae_core.config import ModelConfig, TrainConfig
 from vae_core.evaluate import elbo_metrics, evaluate
-from vae_core.models import ModelConfig, build_model
-from vae_core.trainer import TrainConfig, Trainer
+from vae_core.explore import epoch_pictures
+from vae_core.models import build_model
+from vae_core.train import Trainer
 
 
-def run(subset, out=None, model=ModelConfig(), **train):
-    trainer = Trainer(model, TrainConfig(out=str(out) if out else None, **train), dataset=subset).start()
+def run(subset, out=None, model=ModelConfig(), on_epoch=None, **train):
+    trainer = Trainer(model, TrainConfig(out=str(out) if out else None, **train), dataset=subset,
+                      on_epoch=on_epoch).start()
     events = list(trainer.events(timeout=120))
     return trainer, events
 
@@ -21,7 +24,7 @@ def of(events, kind):
 
 
 def test_short_training_lowers_the_loss_and_streams_pictures(subset):
-    trainer, events = run(subset, epochs=3, batch_size=64)
+    trainer, events = run(subset, epochs=3, batch_size=64, on_epoch=epoch_pictures)
     epochs = of(events, "epoch")
     assert [e["epoch"] for e in epochs] == [1, 2, 3]
     assert events[-1]["event"] == "done"
@@ -92,7 +95,7 @@ def test_nan_loss_stops_with_a_hint_and_keeps_the_good_checkpoint(subset, tmp_pa
 
 
 def test_cvae_trains_and_previews_one_row_per_digit(subset):
-    _, events = run(subset, model=ModelConfig(kind="cvae"), epochs=1)
+    _, events = run(subset, model=ModelConfig(kind="cvae"), epochs=1, on_epoch=epoch_pictures)
     assert of(events, "epoch")[0]["grid"].shape == (10 * 30 + 2, 242)
 
 
@@ -123,7 +126,7 @@ def test_iwae_bound_is_tighter_than_the_elbo(subset, tmp_path):
     run(subset, tmp_path / "ck", epochs=2, model=ModelConfig(likelihood="bernoulli"))
     model = load_checkpoint(tmp_path / "ck").model
     x, y = subset.tensors("test")
-    metrics = evaluate(model, x[:200], y[:200], iwae_k=50)
+    metrics = evaluate(model, x[:200], y[:200], samples=50)
     elbo = np.mean([elbo_metrics(model, x[:200], y[:200], torch.Generator().manual_seed(s))["test_loss"]
                     for s in range(5)])
     assert metrics["iwae_nll"] < elbo

@@ -1,4 +1,4 @@
-"""VAE Studio's science: VAE and CVAE models, their losses, data, trainer and checkpoints.
+"""VAE Studio's science: the models, their losses, datasets, training, evaluation and checkpoints.
 
 Nothing here knows about Gradio; the app and the CLI are thin layers over it.
 """

@@ -19,7 +19,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from . import __version__
-from .models import VAE, ModelConfig, build_model
+from .config import ModelConfig
+from .models import Model, build_model
 
 CONFIG = "config.json"
 MODEL = "model.safetensors"
@@ -35,13 +36,13 @@ class CheckpointError(Exception):
 
 @dataclass
 class Checkpoint:
-    model: VAE
+    model: Model
     info: dict
     path: Path
     optimizer_state: dict | None = field(default=None, repr=False)
 
 
-def save_checkpoint(path: str | os.PathLike, model: VAE, optimizer: torch.optim.Optimizer | None, info: dict) -> Path:
+def save_checkpoint(path: str | os.PathLike, model: Model, optimizer: torch.optim.Optimizer | None, info: dict) -> Path:
     """Write the checkpoint folder atomically; `info` goes into config.json beside the model config."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

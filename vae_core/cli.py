@@ -11,19 +11,29 @@ import math
 import os
 import signal
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .checkpoint import CheckpointError, load_checkpoint
-from .data import DATASETS, DEFAULT_LIKELIHOOD, FOLDER_PREFIX, DataError, load_dataset
+from .config import (
+    ARCHS,
+    DEVICES,
+    GAUSSIAN_VARIANCES,
+    KINDS,
+    LIKELIHOODS,
+    LIMITS,
+    OBJECTIVES,
+    TRAINING_LAYOUTS,
+    ModelConfig,
+    TrainConfig,
+)
+from .datasets import DATASETS, DEFAULT_LIKELIHOOD, FOLDER_PREFIX, DataError, load_dataset
 from .images import png_bytes, to_grid
-from .losses import LIKELIHOODS
-from .models import ARCHS, GIVEN, KINDS, MAX_LATENT, OBJECTIVES, ModelConfig
-from .structured import parse_given
-from .trainer import DDP_NEEDS_TORCHRUN, DEVICES, TrainConfig, Trainer, resolve_device
+from .models import LabelConditioned, PriorSampler
+from .models.structured import parse_given
+from .train import DDP_NEEDS_TORCHRUN, Trainer, resolve_device, to_json
 
 USAGE_ERROR = 2
 
@@ -45,27 +55,23 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _int_in(lo: int, hi: int):
-    def parse(text: str) -> int:
+def _limited(name: str):
+    """An argparse type for the setting `name`, in the range `LIMITS[name]` that the app uses too."""
+    limit = LIMITS[name]
+
+    def parse(text: str) -> int | float:
         try:
-            value = int(text)
+            value = int(text) if limit.whole else float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"{value} is outside {lo}–{hi}")
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole number' if limit.whole else 'number'}") \
+                from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text} is not a finite number")
+        if not limit.lo <= value <= limit.hi:
+            raise argparse.ArgumentTypeError(f"{value:g} is outside {limit.lo:g}–{limit.hi:g}")
         return value
 
     return parse
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a finite number ≥ 0")
-    return value
 
 
 def _dataset(text: str) -> str:
@@ -91,33 +97,34 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     train = commands.add_parser("train", help="train a model and write a checkpoint folder")
-    train.add_argument("--model", choices=KINDS, default="vae")
+    train.add_argument("--kind", choices=KINDS, default="vae",
+                       help="vae, cvae (conditioned on the class label) or scvae (completes hidden quadrants)")
     train.add_argument("--arch", choices=ARCHS, default="mlp")
     train.add_argument("--dataset", type=_dataset, default="mnist",
                        help=f"{', '.join(DATASETS)}, or folder:PATH for your own pictures (subfolders = classes)")
     train.add_argument("--data-root", help="folder with the idx files (torchvision layout or flat) or frey_rawface.mat")
     train.add_argument("--image-size", type=_image_size, default=(28, 28),
                        help="for folder: datasets, HEIGHTxWIDTH or one side (default 28); aspect kept by padding")
-    train.add_argument("--hidden", type=_int_in(1, 8192), default=200)
-    train.add_argument("--latent", type=_int_in(1, MAX_LATENT), default=10)
+    train.add_argument("--hidden", type=_limited("hidden"), default=200)
+    train.add_argument("--latent", type=_limited("latent"), default=10)
     train.add_argument("--likelihood", choices=LIKELIHOODS,
                        help="default: gaussian for frey-face (as in the VAE paper), bernoulli for scvae, mse otherwise")
-    train.add_argument("--gaussian-variance", choices=("global", "pixel"), default="global",
+    train.add_argument("--gaussian-variance", choices=GAUSSIAN_VARIANCES, default="global",
                        help="for --likelihood gaussian: one learned variance or one per pixel")
-    train.add_argument("--beta", type=_positive_float, default=1.0, help="weight of the KL term")
-    scvae = train.add_argument_group("structured-output CVAE (--model scvae): quadrant completion")
-    scvae.add_argument("--given-quadrants", choices=GIVEN, default="any",
+    train.add_argument("--beta", type=_limited("beta"), default=1.0, help="weight of the KL term")
+    scvae = train.add_argument_group("structured-output CVAE (--kind scvae): quadrant completion")
+    scvae.add_argument("--given-quadrants", choices=TRAINING_LAYOUTS, default="any",
                        help="1 = top-left, 2 = top half, 3 = all but bottom-right (the paper's), any = random 1-3")
     scvae.add_argument("--objective", choices=OBJECTIVES, default="cvae",
                        help="cvae, gsnn (prior network only), hybrid (alpha·cvae + (1-alpha)·gsnn), baseline")
-    scvae.add_argument("--alpha", type=_positive_float, default=0.5, help="the hybrid objective's weight")
+    scvae.add_argument("--alpha", type=_limited("alpha"), default=0.5, help="the hybrid objective's weight")
     scvae.add_argument("--init-from", help="a trained baseline checkpoint: start the generation network from it")
-    train.add_argument("--kl-warmup", type=_positive_float, default=0.0,
+    train.add_argument("--kl-warmup", type=_limited("kl_warmup"), default=0.0,
                        help="epochs over which the KL weight rises linearly from 0 to beta")
-    train.add_argument("--epochs", type=_int_in(1, 10_000), default=10)
-    train.add_argument("--batch-size", type=_int_in(1, 65_536), default=128)
-    train.add_argument("--lr", type=_positive_float, default=1e-3)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--epochs", type=_limited("epochs"), default=10)
+    train.add_argument("--batch-size", type=_limited("batch_size"), default=128)
+    train.add_argument("--lr", type=_limited("lr"), default=1e-3)
+    train.add_argument("--seed", type=_limited("seed"), default=0)
     train.add_argument("--device", choices=DEVICES, default="auto")
     train.add_argument("--resume", help="checkpoint folder to continue from (its model settings win)")
     train.add_argument("--out", required=True, help="checkpoint folder to write after every epoch")
@@ -128,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="test-set ELBO, IWAE NLL and active units")
     evaluate.add_argument("checkpoint")
-    evaluate.add_argument("--iwae-k", "--samples", type=_int_in(1, 10_000), default=100,
+    evaluate.add_argument("--iwae-k", "--samples", type=_limited("importance_samples"), default=100,
                           help="importance samples: IWAE bound k, or S for an scvae's conditional NLL")
     evaluate.add_argument("--given", help="scvae: given quadrants, e.g. top-left+bottom-left (default: as trained)")
     evaluate.add_argument("--data-root")
@@ -138,10 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sample = commands.add_parser("sample", help="decode prior samples to a PNG grid and/or .npy")
     sample.add_argument("checkpoint")
-    sample.add_argument("--n", type=_int_in(1, 10_000), default=64)
+    sample.add_argument("--n", type=_limited("n_samples"), default=64)
     sample.add_argument("--digit", type=int, help="class to draw (required for a CVAE)")
-    sample.add_argument("--temperature", type=_positive_float, default=1.0)
-    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--temperature", type=_limited("temperature"), default=1.0)
+    sample.add_argument("--seed", type=_limited("seed"), default=0)
     sample.add_argument("--png")
     sample.add_argument("--npy")
     return parser
@@ -167,8 +174,8 @@ def _train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     model_config = ModelConfig(
-        kind=args.model, arch=args.arch, hidden=args.hidden, latent=args.latent,
-        likelihood=args.likelihood or _default_likelihood(args.model, args.dataset),
+        kind=args.kind, arch=args.arch, hidden=args.hidden, latent=args.latent,
+        likelihood=args.likelihood or _default_likelihood(args.kind, args.dataset),
         gaussian_variance=args.gaussian_variance, beta=args.beta, given_quadrants=args.given_quadrants,
         objective=args.objective, alpha=args.alpha,
     )
@@ -186,7 +193,7 @@ def _train(args: argparse.Namespace) -> int:
     # Loaded here, not in the trainer thread, so a missing dataset is a usage error too.
     data = load_dataset(args.dataset, args.data_root, args.image_size)
     if not args.resume:  # checks the model against the data (a CVAE needs classes) before any work
-        model_config = replace(model_config, image_shape=data.image_shape, n_classes=data.n_classes)
+        model_config = data.fit(model_config)
     if args.ddp:
         signal.signal(signal.SIGTERM, _job_ended)
     trainer = Trainer(model_config, train_config, data).start()
@@ -200,7 +207,7 @@ def _train(args: argparse.Namespace) -> int:
             last = event
             kind = event["event"]
             if args.json:
-                print(json.dumps({k: v for k, v in event.items() if not isinstance(v, np.ndarray)}), flush=True)
+                print(to_json(event), flush=True)
             if kind == "dataset_note":
                 print(f"note: {event['dataset_note']}", file=sys.stderr)
             elif kind == "start":
@@ -238,8 +245,8 @@ def _train(args: argparse.Namespace) -> int:
     return 0 if last.get("event") == "done" else 1
 
 
-def _default_likelihood(model: str, dataset: str) -> str:
-    if model == "scvae":
+def _default_likelihood(kind: str, dataset: str) -> str:
+    if kind == "scvae":
         return "bernoulli"  # it predicts binarized pixels
     return DEFAULT_LIKELIHOOD.get(dataset, "mse")
 
@@ -262,8 +269,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     if data.note:
         print(f"note: {data.note}", file=sys.stderr)
     x, labels = data.tensors("test", device)
-    given = parse_given(args.given) if args.given else None
-    metrics = evaluate(ckpt.model, x, labels, iwae_k=args.iwae_k, given=given)
+    layout = parse_given(args.given) if args.given else None
+    metrics = evaluate(ckpt.model, x, labels, samples=args.iwae_k, layout=layout)
     metrics["dataset_note"] = data.note
     if args.json:
         print(json.dumps(metrics))
@@ -276,13 +283,14 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _sample(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.checkpoint)
     model = ckpt.model
-    if model.config.kind == "scvae":
+    if not isinstance(model, PriorSampler):
         raise UsageError("this is a structured-output CVAE: it completes given quadrants of a digit (the app's "
                          "Complete a digit tab), it has no prior samples to draw")
     n_classes = model.config.n_classes
-    if model.conditional and args.digit is None:
+    labelled = isinstance(model, LabelConditioned)
+    if labelled and args.digit is None:
         raise UsageError("this checkpoint is a CVAE: choose a class with --digit")
-    if not model.conditional and args.digit is not None:
+    if not labelled and args.digit is not None:
         raise UsageError("--digit only applies to a CVAE; this checkpoint is an unconditional VAE")
     if args.digit is not None and not 0 <= args.digit < n_classes:
         raise UsageError(f"--digit must be between 0 and {n_classes - 1}")

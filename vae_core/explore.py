@@ -12,8 +12,8 @@ import torch.nn.functional as F
 
 from .images import to_grid
 from .losses import gaussian_kl_per_dim, reconstruction_loss
-from .models import VAE
-from .structured import binarize
+from .models import Completer, LabelConditioned, Model, PriorSampler
+from .models.structured import binarize
 
 BASES = ("zero", "random", "image")
 
@@ -22,29 +22,30 @@ def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed))
 
 
-def _labels(model: VAE, count: int, label: int = 0) -> torch.Tensor | None:
-    """`count` copies of `label` for a CVAE; an unconditional VAE takes none."""
-    return torch.full((count,), int(label)) if model.conditional else None
+def _labels(model: PriorSampler, count: int, label: int = 0) -> torch.Tensor | None:
+    """`count` copies of `label` for a label-conditioned model; others take none."""
+    return torch.full((count,), int(label)) if isinstance(model, LabelConditioned) else None
 
 
 @torch.no_grad()
-def sample_grid(model: VAE, n: int = 64, temperature: float = 1.0, seed: int = 0) -> np.ndarray:
+def sample_grid(model: PriorSampler, n: int = 64, temperature: float = 1.0, seed: int = 0) -> np.ndarray:
     """Decoded prior draws; a CVAE draws its class uniformly for each image."""
     generator = _gen(seed)
     labels = None
-    if model.conditional:
+    if isinstance(model, LabelConditioned):
         labels = torch.randint(0, model.config.n_classes, (n,), generator=generator)
     return to_grid(model.sample(n, labels, temperature, generator))
 
 
 @torch.no_grad()
-def conditional_grid(model: VAE, digit: int, n: int = 64, seed: int = 0, temperature: float = 1.0) -> np.ndarray:
+def conditional_grid(model: LabelConditioned, digit: int, n: int = 64, seed: int = 0,
+                     temperature: float = 1.0) -> np.ndarray:
     """n samples of one class from a CVAE."""
     return to_grid(model.sample(n, torch.full((n,), int(digit)), temperature, _gen(seed)))
 
 
 @torch.no_grad()
-def all_classes_grid(model: VAE, styles: int = 8, seed: int = 0) -> np.ndarray:
+def all_classes_grid(model: LabelConditioned, styles: int = 8, seed: int = 0) -> np.ndarray:
     """One row per class; each column keeps its latent code, so a column shows one style."""
     images = model.class_rows(range(model.config.n_classes), styles, _gen(seed))
     return to_grid(images, nrow=styles)
@@ -52,7 +53,7 @@ def all_classes_grid(model: VAE, styles: int = 8, seed: int = 0) -> np.ndarray:
 
 @torch.no_grad()
 def traverse_grid(
-    model: VAE, span: float = 3.0, steps: int = 11, base: torch.Tensor | None = None, label: int = 0
+    model: PriorSampler, span: float = 3.0, steps: int = 11, base: torch.Tensor | None = None, label: int = 0
 ) -> np.ndarray:
     """Row d varies latent dim d over [−span, span] around `base` (default the origin)."""
     latent = model.config.latent
@@ -65,24 +66,24 @@ def traverse_grid(
 
 
 @torch.no_grad()
-def random_code(model: VAE, seed: int) -> torch.Tensor:
+def random_code(model: PriorSampler, seed: int) -> torch.Tensor:
     return torch.randn(model.config.latent, generator=_gen(seed))
 
 
 @torch.no_grad()
-def encode_mean(model: VAE, x: torch.Tensor, label: int = 0) -> torch.Tensor:
+def encode_mean(model: PriorSampler, x: torch.Tensor, label: int = 0) -> torch.Tensor:
     """The posterior mean of one image (1, C, H, W)."""
     return model.encode(x, _labels(model, 1, label))[0][0]
 
 
 @torch.no_grad()
-def reconstruction_pair(model: VAE, x: torch.Tensor, label: int = 0) -> np.ndarray:
+def reconstruction_pair(model: PriorSampler, x: torch.Tensor, label: int = 0) -> np.ndarray:
     """The input beside its reconstruction through the posterior mean."""
     return to_grid(torch.cat([x, model.generate(x, _labels(model, 1, label))]))
 
 
 @torch.no_grad()
-def interpolation_grid(model: VAE, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 10) -> np.ndarray:
+def interpolation_grid(model: PriorSampler, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 10) -> np.ndarray:
     """Decodes the straight path between two posterior means, endpoints included."""
     z_a, z_b = encode_mean(model, x_a), encode_mean(model, x_b)
     t = torch.linspace(0, 1, steps).unsqueeze(1)
@@ -91,9 +92,9 @@ def interpolation_grid(model: VAE, x_a: torch.Tensor, x_b: torch.Tensor, steps: 
 
 
 @torch.no_grad()
-def latent_map(model: VAE, x: torch.Tensor, labels: torch.Tensor) -> tuple[np.ndarray, str]:
+def latent_map(model: PriorSampler, x: torch.Tensor, labels: torch.Tensor) -> tuple[np.ndarray, str]:
     """2-D coordinates of the posterior means: the code itself, or its first two principal components."""
-    means = torch.cat([model.encode(x[i : i + 2000], labels[i : i + 2000])[0] for i in range(0, len(x), 2000)])
+    means = model.posterior_means(x, labels)
     if means.shape[1] == 1:
         return torch.cat([means, torch.zeros_like(means)], 1).numpy(), "z₁ (1-D latent)"
     if means.shape[1] == 2:
@@ -104,7 +105,7 @@ def latent_map(model: VAE, x: torch.Tensor, labels: torch.Tensor) -> tuple[np.nd
 
 
 @torch.no_grad()
-def manifold_grid(model: VAE, n: int = 15, label: int = 0) -> np.ndarray:
+def manifold_grid(model: PriorSampler, n: int = 15, label: int = 0) -> np.ndarray:
     """Decodes an n×n grid of a 2-D latent space (top row: high z₂).
 
     The points sit at the normal's quantiles (1/(n+1) … n/(n+1)), so each covers an equal
@@ -120,7 +121,7 @@ def manifold_grid(model: VAE, n: int = 15, label: int = 0) -> np.ndarray:
 
 
 @torch.no_grad()
-def loss_breakdown(model: VAE, x: torch.Tensor, label: int = 0, seed: int = 0) -> dict:
+def loss_breakdown(model: PriorSampler, x: torch.Tensor, label: int = 0, seed: int = 0) -> dict:
     """The ELBO's parts for one image (1, C, H, W) and one draw z = μ + σ·ε (ε seeded).
 
     The same functions the training loss calls compute every number here, so what a
@@ -140,7 +141,7 @@ def loss_breakdown(model: VAE, x: torch.Tensor, label: int = 0, seed: int = 0) -
 
 
 @torch.no_grad()
-def completion_grid(model, baseline, x: torch.Tensor, given: tuple[str, ...], n: int = 16,
+def completion_grid(model: Completer, baseline: Completer, x: torch.Tensor, given: tuple[str, ...], n: int = 16,
                     seed: int = 0) -> np.ndarray:
     """Quadrant completion: the given part, the baseline's single answer, then n completions.
 
@@ -152,3 +153,18 @@ def completion_grid(model, baseline, x: torch.Tensor, given: tuple[str, ...], n:
     tiles = torch.cat([given_part, baseline.complete(x, mask, 1), model.complete(x, mask, n, _gen(seed))])
     edge = (F.max_pool2d(mask, 3, stride=1, padding=1) - mask).bool().expand_as(tiles)  # hidden pixels beside x
     return to_grid(tiles.masked_fill(edge, 0.5), nrow=min(n + 2, 10))
+
+
+@torch.no_grad()
+def epoch_pictures(model: Model, x: torch.Tensor, labels: torch.Tensor, seed: int = 0, count: int = 8) -> dict:
+    """What a live run shows after each epoch: the model's preview grid, and test images above their
+    reconstructions (or completions).
+
+    The test images are spread over the whole test set, so a set sorted by class (the
+    offline subset is) shows a mix of classes, not eight zeros.
+    """
+    pick = torch.linspace(0, len(x) - 1, min(count, len(x)), device=x.device).round().long()
+    originals, chosen = x[pick], labels[pick]
+    generator = torch.Generator(device=x.device).manual_seed(seed)
+    grid = to_grid(model.preview(originals, chosen, generator))
+    return {"grid": grid, "reconstructions": to_grid(torch.cat([originals, model.generate(originals, chosen)]))}

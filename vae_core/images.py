@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from .config import ModelConfig
+
 MAX_UPLOAD_PIXELS = 10_000_000
 MAX_UPLOAD_BYTES = 10_000_000
 
@@ -71,6 +73,16 @@ def load_digit(path: str, size: tuple[int, int] = (28, 28)) -> torch.Tensor:
     of 28×28 and centred by its centre of mass, as MNIST's digits were prepared.
     """
     return ink_to_tensor(read_grey(path), size)
+
+
+def prepare_upload(path: str, config: ModelConfig) -> torch.Tensor:
+    """An uploaded picture prepared the way the model's training pictures were (`config.preparation`).
+
+    The model's config records it, so a 28×28 model trained on your own pictures gets
+    padded pictures, not MNIST's digit recipe, although its image size is MNIST's.
+    """
+    size = config.image_shape[1:]
+    return load_digit(path, size) if config.preparation == "mnist-digit" else load_picture(path, size)
 
 
 def load_picture(path: str, size: tuple[int, int]) -> torch.Tensor:

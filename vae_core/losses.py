@@ -1,4 +1,4 @@
-"""The objectives: reconstruction terms, one per likelihood, and the Gaussian KL.
+"""The objectives: reconstruction terms, one per likelihood, the Gaussian KL, and importance sampling.
 
 Every function returns one number per image (summed over pixels or latent dims), so
 callers choose how to reduce over the batch. Summing over pixels — not averaging —
@@ -9,11 +9,13 @@ the reconstruction term by the pixel count relative to the KL.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
-LIKELIHOODS = ("mse", "bernoulli", "gaussian")
+from .config import LIKELIHOODS
+from .nets import reparameterize
 
 
 def gaussian_kl(
@@ -92,7 +94,7 @@ def kl_weight(beta: float, warmup_epochs: float, progress_epochs: float) -> floa
 REDUCTIONS = ("sum", "mean")
 
 
-def weighed_terms(reconstruction: float, kl: float, beta: float, reduction: str, n_pixels: int) -> dict[str, float]:
+def term_balance(reconstruction: float, kl: float, beta: float, reduction: str, n_pixels: int) -> dict[str, float]:
     """How one image's loss splits between its two terms under a reduction choice.
 
     `sum` (ours, and the ELBO's): reconstruction summed over pixels + β·KL. `mean`, as
@@ -108,3 +110,26 @@ def weighed_terms(reconstruction: float, kl: float, beta: float, reduction: str,
     return {"reconstruction_term": recon, "kl_term": weighted_kl, "loss": total,
             "kl_share": weighted_kl / total if total else 0.0,
             "effective_beta": beta * n_pixels if reduction == "mean" else beta}
+
+
+def importance_sampled_nll(
+    log_likelihood: Callable[[torch.Tensor], torch.Tensor],
+    proposal: tuple[torch.Tensor, torch.Tensor],
+    prior: tuple[torch.Tensor, torch.Tensor] | None,
+    samples: int,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """−log p(x) per item, estimated with S draws from a Gaussian proposal r (Burda et al. 2015).
+
+    p(x) = E_{z~r}[p(x|z) p(z) / r(z)]; the log of the S-sample average is a lower bound
+    on log p(x) that tightens as S grows (S = 1 is the ELBO when r is the posterior).
+    `log_likelihood` maps the (S·B, latent) draws to log p(x|z), S·B values; `prior`
+    (μ, log σ) defaults to N(0, I). The IWAE bound of a VAE and the conditional NLL of
+    the structured-output CVAE are both this estimate.
+    """
+    mu_r, log_std_r = proposal
+    z = reparameterize(mu_r.expand(samples, *mu_r.shape), log_std_r.expand(samples, *log_std_r.shape), generator)
+    prior_mu, prior_log_std = prior if prior is not None else (torch.zeros_like(mu_r), torch.zeros_like(log_std_r))
+    log_w = log_normal(z, prior_mu, prior_log_std) - log_normal(z, mu_r, log_std_r)
+    log_lik = log_likelihood(z.reshape(-1, mu_r.shape[-1])).view(samples, -1)
+    return -(torch.logsumexp(log_lik + log_w, dim=0) - math.log(samples))

@@ -16,13 +16,15 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
-from .data import ZIP_PREFIX, DataError, Dataset, split_deterministic
-from .images import ImageError, pad_resize, read_grey
+from ..config import LIMITS
+from ..images import ImageError, pad_resize, read_grey
+from .base import DataError, Dataset, split_deterministic
 
+FOLDER_PREFIX = "folder:"
+ZIP_PREFIX = "zip:"  # the name of an uploaded zip's dataset: it lives only in the app's memory
 MAX_IMAGES = 100_000
 MAX_UNPACKED_BYTES = 1_000_000_000
 MAX_COMPRESSION_RATIO = 200  # real image files compress 1–3×; a bomb compresses 1000×
-MIN_SIDE, MAX_SIDE = 8, 256
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm"}
 
 Entry = tuple[PurePosixPath, Callable[[], bytes]]
@@ -43,7 +45,7 @@ def load_image_folder(path: str | Path, size: tuple[int, int] = (28, 28)) -> Dat
         entries.append((PurePosixPath(file.relative_to(root).as_posix()), file.read_bytes))
         if len(entries) > MAX_IMAGES:
             raise DataError(f"the folder holds more than {MAX_IMAGES:,} files; use a smaller set")
-    return images_to_dataset(f"folder:{root}", entries, size)
+    return images_to_dataset(f"{FOLDER_PREFIX}{root}", entries, size)
 
 
 def load_image_zip(path: str | Path, size: tuple[int, int] = (28, 28), name: str | None = None) -> Dataset:
@@ -109,14 +111,16 @@ def images_to_dataset(name: str, entries: list[Entry], size: tuple[int, int]) ->
     kind = f"{len(class_names)} classes from subfolder names" if labelled else "no classes (no class subfolders)"
     note = (f"Your images: {len(pictures):,} pictures at {height}×{width}, {kind}; "
             f"{len(train):,} for training and {len(test):,} for testing{_skipped_text(skipped)}.")
-    return Dataset(name, images[train], labels[train], images[test], labels[test], note, class_names)
+    return Dataset(name, images[train], labels[train], images[test], labels[test], note, class_names,
+                   preparation="padded-picture")
 
 
 def check_size(size: tuple[int, int]) -> tuple[int, int]:
-    height, width = (int(v) for v in size)
-    if not (MIN_SIDE <= height <= MAX_SIDE and MIN_SIDE <= width <= MAX_SIDE):
-        raise DataError(f"image size must be between {MIN_SIDE} and {MAX_SIDE} pixels a side, not {height}×{width}")
-    return height, width
+    try:
+        height, width = size
+        return LIMITS["image_side"].check("height", height), LIMITS["image_side"].check("width", width)
+    except ValueError as exc:
+        raise DataError(f"image {exc}") from None
 
 
 def _is_hidden(rel: PurePosixPath) -> bool:

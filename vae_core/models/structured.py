@@ -22,15 +22,16 @@ any layout of 1–3 quadrants ("any", what the app's model is trained on).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .losses import gaussian_kl, log_normal
-from .models import ModelConfig, build_decoder, build_encoder, reparameterize
+from ..config import ModelConfig
+from ..losses import gaussian_kl, importance_sampled_nll
+from ..nets import build_decoder, build_encoder, reparameterize
+from .base import Model, in_chunks
 
 QUADRANTS = ("top-left", "top-right", "bottom-left", "bottom-right")
 # The paper's settings, in reading order: 1 = top-left, 2 = top half, 3 = all but bottom-right.
@@ -77,10 +78,11 @@ def binarize(x: torch.Tensor) -> torch.Tensor:
     return (x > 0.5).to(x.dtype)
 
 
-class StructuredCVAE(nn.Module):
-    """Prior, recognition and generation networks; the same interface as `models.VAE`."""
+NCLL_ROWS = 20_000  # generation-network rows per forward pass of the importance-sampled NCLL
 
-    conditional = False  # conditioned on an image, not a class label
+
+class StructuredCVAE(nn.Module):
+    """Prior, recognition and generation networks: a `Model` and a `Completer`."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -177,16 +179,37 @@ class StructuredCVAE(nn.Module):
         x_in = self.given_input(y, mask)
         if self.config.objective == "baseline":
             return self._baseline_bce(x_in, y, mask)
-        mu_p, log_std_p = self.prior_params(x_in)
-        mu_r, log_std_r = (mu_p, log_std_p) if self.config.objective == "gsnn" else self.encode(y, mask)
-        eps = torch.randn((samples, *mu_r.shape), generator=generator, device=x.device)
-        z = mu_r + torch.exp(log_std_r) * eps
-        log_r = log_normal(z, mu_r, log_std_r)
-        log_prior = log_normal(z, mu_p, log_std_p)
+        prior = self.prior_params(x_in)
+        proposal = prior if self.config.objective == "gsnn" else self.encode(y, mask)
         reps = lambda t: t.expand(samples, *t.shape).reshape(-1, *t.shape[1:])  # noqa: E731
-        logits = self.decode_logits(z.reshape(-1, self.config.latent), reps(x_in))
-        log_lik = -self._hidden_bce(logits, reps(y), reps(mask)).view(samples, -1)
-        return -(torch.logsumexp(log_lik + log_prior - log_r, dim=0) - math.log(samples))
+
+        def log_lik(z: torch.Tensor) -> torch.Tensor:
+            return -self._hidden_bce(self.decode_logits(z, reps(x_in)), reps(y), reps(mask))
+
+        return importance_sampled_nll(log_lik, proposal, prior, samples, generator)
+
+    def test_metrics(self, x: torch.Tensor, labels: torch.Tensor, samples: int, generator: torch.Generator,
+                     layout: tuple[str, ...] | None = None) -> dict:
+        """The negative conditional log-likelihood of the hidden quadrants, nats per image.
+
+        `layout` is the given quadrants (default: the canonical layout of its training setting).
+        """
+        self.eval()
+        layout = tuple(layout or CANONICAL[self.config.given_quadrants])
+        mask = self.layout_mask(layout, x.device)
+        ncll = in_chunks(lambda xb: self.conditional_nll(xb, mask, samples, generator), x,
+                         size=max(1, NCLL_ROWS // samples)).mean().item()
+        return {"ncll": ncll, "samples": samples, "given": list(layout), "objective": self.config.objective}
+
+    def warm_start(self, other: Model) -> None:
+        """Start the generation network from a trained baseline's, as Sohn et al. do."""
+        if not isinstance(other, StructuredCVAE):
+            raise ValueError("--init-from copies a structured-output baseline's generation network into an scvae")
+        try:
+            self.generation.load_state_dict(other.generation.state_dict())
+        except RuntimeError:
+            raise ValueError("the --init-from checkpoint has a different architecture, hidden width or latent size") \
+                from None
 
     # -- pictures ----------------------------------------------------------------------------
     @torch.no_grad()
@@ -212,7 +235,7 @@ class StructuredCVAE(nn.Module):
         return torch.cat([self.complete(x[i : i + 1], mask, 1, mean=True) for i in range(len(x))])
 
     @torch.no_grad()
-    def preview(self, generator: torch.Generator, x: torch.Tensor | None = None, labels=None,
+    def preview(self, x: torch.Tensor, labels: torch.Tensor, generator: torch.Generator,
                 per_row: int = 8) -> torch.Tensor:
         """The trainer's per-epoch grid: a row per test image, its given part then completions."""
         mask = self.layout_mask(CANONICAL[self.config.given_quadrants], x.device)

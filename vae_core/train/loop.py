@@ -5,110 +5,54 @@ losses go into a small on-device buffer that is read once per `step_every` steps
 on a GPU the only synchronisation points are those reads and the end of an epoch.
 Randomness comes from generators seeded by (seed, epoch), so a resumed run draws
 exactly what an uninterrupted one would have.
+
+The loop knows nothing of pictures or screens: a caller that wants something drawn
+after each epoch passes `on_epoch(model, test_x, test_y) -> dict`, whose entries join
+that epoch's event.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import queue
 import threading
 import time
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
-from .checkpoint import load_checkpoint, save_checkpoint
-from .data import Dataset, load_dataset
-from .evaluate import elbo_metrics
-from .images import to_grid
-from .losses import kl_weight
-from .models import VAE, ModelConfig, build_model, count_parameters
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..config import ModelConfig, TrainConfig
+from ..datasets import Dataset, load_dataset
+from ..evaluate import elbo_metrics
+from ..losses import kl_weight
+from ..models import Model, build_model, count_parameters
+from .device import resolve_device
+from .distributed import DistributedRun
+from .events import DONE, ERROR, STOPPED, EventHub
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
-FINAL_EVENTS = ("done", "stopped", "error")
-DDP_NEEDS_TORCHRUN = "--ddp runs under torchrun: torchrun --nproc_per_node=N -m vae_core train ... --ddp"
-
-
-@dataclass
-class TrainConfig:
-    dataset: str = "mnist"
-    data_root: str | None = None
-    image_size: tuple[int, int] | None = None
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 1e-3
-    seed: int = 0
-    device: str = "auto"
-    kl_warmup: float = 0.0
-    step_every: int = 20
-    out: str | None = None
-    resume: str | None = None
-    init_from: str | None = None
-    ddp: bool = False
-
-    def __post_init__(self) -> None:
-        problems = []
-        if not 1 <= self.epochs <= 10_000:
-            problems.append(f"epochs must be between 1 and 10000, not {self.epochs}")
-        if not 1 <= self.batch_size <= 65_536:
-            problems.append(f"batch size must be between 1 and 65536, not {self.batch_size}")
-        if not (math.isfinite(self.lr) and 0 < self.lr <= 100):
-            problems.append(f"learning rate must be a number in (0, 100], not {self.lr}")
-        if not (math.isfinite(self.kl_warmup) and self.kl_warmup >= 0):
-            problems.append(f"KL warm-up must be a number of epochs ≥ 0, not {self.kl_warmup}")
-        if self.device not in DEVICES:
-            problems.append(f"device must be one of {', '.join(DEVICES)}, not {self.device!r}")
-        if self.step_every < 1:
-            problems.append("step_every must be ≥ 1")
-        if problems:
-            raise ValueError("; ".join(problems))
+EpochCallback = Callable[[Model, torch.Tensor, torch.Tensor], dict]
 
 
 class NonFiniteLoss(Exception):
     pass
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """`auto` picks CUDA, then Apple's MPS, then the CPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for, but no CUDA GPU is available")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("device 'mps' was asked for, but Apple's MPS is not available")
-    return torch.device(name)
-
-
-def _generator(device: torch.device, seed: int) -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(seed)
-
-
 class Trainer:
-    """One training run. `start()` launches it; events arrive through `subscribe()` queues.
+    """One training run. `start()` launches it; events arrive through `subscribe()` queues (see `events`)."""
 
-    Events: `start`, `dataset_note`, `step` (every `step_every` steps), `epoch` (with a
-    uint8 `grid` of samples and a `reconstructions` grid: test images above their
-    reconstructions), then exactly one of `done`, `stopped`, `error`.
-    """
-
-    def __init__(self, model_config: ModelConfig, train_config: TrainConfig, dataset: Dataset | None = None):
+    def __init__(self, model_config: ModelConfig, train_config: TrainConfig, dataset: Dataset | None = None,
+                 on_epoch: EpochCallback | None = None):
         self.model_config = model_config
         self.config = train_config
         self.dataset = dataset
-        self.history: list[dict] = []
-        self.model: VAE | None = None
+        self.on_epoch = on_epoch
+        self.model: Model | None = None
         self.checkpoint_path: Path | None = Path(train_config.out) if train_config.out else None
-        self._subscribers: list[queue.Queue] = []
-        self._lock = threading.Lock()
+        self.hub = EventHub()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="vae-trainer", daemon=True)
         self.ddp = DistributedRun(train_config.ddp)
@@ -125,33 +69,22 @@ class Trainer:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    @property
+    def history(self) -> list[dict]:
+        return self.hub.history
+
     def subscribe(self, maxsize: int = 10_000) -> queue.Queue:
         """A queue that receives every event from now on (and every earlier one, replayed)."""
-        q: queue.Queue = queue.Queue(maxsize)
-        with self._lock:
-            for event in self.history:
-                _put_dropping_oldest(q, event)
-            self._subscribers.append(q)
-        return q
+        return self.hub.subscribe(maxsize)
 
-    def events(self, timeout: float | None = None):
-        """Iterate over all events until the run ends (a convenience over `subscribe`)."""
-        q = self.subscribe()
-        while True:
-            event = q.get(timeout=timeout)
-            yield event
-            if event["event"] in FINAL_EVENTS:
-                self.join()
-                return
+    def events(self, timeout: float | None = None) -> Iterator[dict]:
+        """Every event until the run ends; returns once the thread has finished."""
+        yield from self.hub.follow(timeout)
+        self.join()
 
     def _emit(self, event: dict) -> None:
-        if not self.ddp.is_main and event["event"] not in FINAL_EVENTS:
-            return  # other ranks report only how they ended
-        event.setdefault("time", time.time())
-        with self._lock:
-            self.history.append(event)
-            for q in self._subscribers:
-                _put_dropping_oldest(q, event)
+        if self.ddp.is_main or event["event"] in (DONE, STOPPED, ERROR):
+            self.hub.publish(event)  # other ranks report only how they ended
 
     # -- the run -------------------------------------------------------------------------
     def _run(self) -> None:
@@ -180,7 +113,7 @@ class Trainer:
                     model, test_x, test_y, _generator(device, self.config.seed), should_stop=self._stop.is_set
                 )
                 if metrics is None:
-                    self._emit({"event": "stopped", "epoch": epoch - 1, "checkpoint": self._saved(last_saved),
+                    self._emit({"event": STOPPED, "epoch": epoch - 1, "checkpoint": self._saved(last_saved),
                                 "message": self._stop_message(last_saved)})
                     return
                 summary = {"event": "epoch", "epoch": epoch, "epochs": self.config.epochs, **result, **metrics}
@@ -188,12 +121,11 @@ class Trainer:
                 if self.checkpoint_path is not None:
                     save_checkpoint(self.checkpoint_path, model, optimizer, self._info(data, epoch, past))
                     last_saved = epoch
-                grid, recon = self._pictures(model, test_x, test_y, device)
-                self._emit({**summary, "grid": grid, "reconstructions": recon})
-            self._emit({"event": "done", "epoch": self.config.epochs, "checkpoint": self._saved(last_saved),
+                self._emit({**summary, **self._epoch_extras(model, test_x, test_y)})
+            self._emit({"event": DONE, "epoch": self.config.epochs, "checkpoint": self._saved(last_saved),
                         "message": f"training finished after epoch {self.config.epochs}"})
         except NonFiniteLoss as exc:
-            self._emit({"event": "error", "kind": "nan", "checkpoint": self._saved(last_saved),
+            self._emit({"event": ERROR, "kind": "nan", "checkpoint": self._saved(last_saved),
                         "message": f"{exc} {self._stop_message(last_saved)}"})
         except Exception as exc:  # noqa: BLE001 - the thread reports every failure as an event
             text = self.ddp.explain(str(exc).strip())
@@ -204,12 +136,11 @@ class Trainer:
                            "or the hidden width")
             else:
                 message = text.splitlines()[0] if text else type(exc).__name__
-            self._emit({"event": "error", "kind": "oom" if oom else type(exc).__name__,
+            self._emit({"event": ERROR, "kind": "oom" if oom else type(exc).__name__,
                         "checkpoint": self._saved(last_saved), "message": message})
         finally:
             self.ddp.leave()
-            with self._lock:
-                self._subscribers.clear()
+            self.hub.close()
 
     def _saved(self, epoch: int | None) -> str | None:
         return str(self.checkpoint_path) if epoch is not None and self.checkpoint_path else None
@@ -236,12 +167,12 @@ class Trainer:
             if first_epoch > cfg.epochs:
                 raise ValueError(f"the checkpoint already has {first_epoch - 1} epochs; ask for more than that")
         else:
-            model_config = replace(self.model_config, image_shape=data.image_shape, n_classes=data.n_classes)
+            model_config = data.fit(self.model_config)
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(cfg.seed)
                 model = build_model(model_config)
             if cfg.init_from:
-                _init_generation(model, load_checkpoint(cfg.init_from).model)
+                model.warm_start(load_checkpoint(cfg.init_from).model)
         model.to(device).train()
         # The fused kernel updates every parameter in one pass: 1.5× the throughput of the
         # default on a 2-core CPU for the seed-sized models (bench/train_speed.py).
@@ -253,7 +184,7 @@ class Trainer:
         self.model = model
         return model, optimizer, first_epoch, past
 
-    def _train_epoch(self, model: VAE, step_model: nn.Module, optimizer, x: torch.Tensor, labels: torch.Tensor,
+    def _train_epoch(self, model: Model, step_model: nn.Module, optimizer, x: torch.Tensor, labels: torch.Tensor,
                      epoch: int, device):
         """One pass over the data; None if stopped. Raises NonFiniteLoss naming the step.
 
@@ -307,14 +238,16 @@ class Trainer:
         return {"train_loss": mean[0], "train_recon": mean[1], "train_kl": mean[2], "images_seen": int(seen),
                 "samples_per_s": seen / seconds, "seconds": seconds}
 
-    def _pictures(self, model: VAE, test_x: torch.Tensor, test_y: torch.Tensor, device):
+    def _epoch_extras(self, model: Model, test_x: torch.Tensor, test_y: torch.Tensor) -> dict:
+        """What the caller's `on_epoch` adds to the epoch event (the app's pictures), drawn in eval mode."""
+        if self.on_epoch is None:
+            return {}
         model.eval()
-        with torch.no_grad():
-            originals, labels = test_x[:8], test_y[:8]
-            grid = to_grid(model.preview(_generator(device, self.config.seed), originals, labels))
-            recon = to_grid(torch.cat([originals, model.generate(originals, labels)]))
-        model.train()
-        return grid, recon
+        try:
+            with torch.no_grad():
+                return self.on_epoch(model, test_x, test_y)
+        finally:
+            model.train()
 
     def _info(self, data: Dataset, epoch: int, past: list[dict]) -> dict:
         train = {k: v for k, v in asdict(self.config).items()
@@ -323,88 +256,5 @@ class Trainer:
                 "epochs_trained": epoch, "metrics": past[-1], "history": past, "train": train}
 
 
-def _init_generation(model: nn.Module, baseline: nn.Module) -> None:
-    """Start a structured-output CVAE's generation network from a trained baseline's, as Sohn et al. do."""
-    if model.config.kind != "scvae" or baseline.config.kind != "scvae":
-        raise ValueError("--init-from copies a structured-output baseline's generation network into an scvae")
-    try:
-        model.generation.load_state_dict(baseline.generation.state_dict())
-    except RuntimeError:
-        raise ValueError("the --init-from checkpoint has a different architecture, hidden width or latent size") \
-            from None
-
-
-class _Loss(nn.Module):
-    """The model's loss as a forward pass: DDP synchronises gradients only for what runs through its forward."""
-
-    def __init__(self, model: VAE):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x, labels, kl_weight, generator):
-        return self.model.loss_function(x, labels, kl_weight, generator)
-
-
-class DistributedRun:
-    """This process's place in a torchrun job, or a job of one when DDP is off.
-
-    torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; the process group uses NCCL on CUDA
-    and gloo on the CPU. Only rank 0 evaluates, writes checkpoints and emits events.
-    """
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.rank, self.world = 0, 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def join(self, device: torch.device) -> torch.device:
-        """Join the torchrun job (DDP on); returns the device this process trains on."""
-        if not self.enabled:
-            return device
-        if "RANK" not in os.environ:
-            raise ValueError(DDP_NEEDS_TORCHRUN)
-        if device.type == "cuda":
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-            torch.cuda.set_device(device)
-        elif device.type != "cpu":
-            raise ValueError(f"--ddp supports CUDA (nccl) and the CPU (gloo), not {device.type}")
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        self.rank, self.world = dist.get_rank(), dist.get_world_size()
-        return device
-
-    def wrap(self, model: VAE, device: torch.device) -> nn.Module:
-        if not self.enabled:
-            return _Loss(model)
-        return DistributedDataParallel(_Loss(model), device_ids=[device] if device.type == "cuda" else None)
-
-    def sum(self, tensor: torch.Tensor) -> None:
-        if self.enabled:
-            dist.all_reduce(tensor)
-
-    def explain(self, text: str) -> str:
-        """A collective that fails because a peer died says so in torch's words; say it in ours."""
-        if self.enabled and self.world > 1 and any(
-                s in text for s in ("Connection closed", "Connection reset", "NCCL", "Socket Timeout", "timed out")):
-            first = text.splitlines()[0].split("] ", 1)[-1].split(". ")[0]  # "Connection closed by peer [host]:port"
-            return f"rank {self.rank}: another process of the job failed or was killed ({first})"
-        return f"rank {self.rank}: {text}" if self.enabled and self.world > 1 else text
-
-    def leave(self) -> None:
-        if self.enabled and dist.is_initialized():
-            dist.destroy_process_group()
-
-
-def _put_dropping_oldest(q: queue.Queue, event: dict) -> None:
-    """A slow subscriber loses its oldest events rather than ever blocking training."""
-    while True:
-        try:
-            q.put_nowait(event)
-            return
-        except queue.Full:
-            try:
-                q.get_nowait()
-            except queue.Empty:
-                pass
+def _generator(device: torch.device, seed: int) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed)

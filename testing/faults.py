@@ -12,7 +12,8 @@ from pathlib import Path
 import torch
 
 from vae_core.checkpoint import load_checkpoint, save_checkpoint
-from vae_core.models import ModelConfig, build_model
+from vae_core.config import ModelConfig
+from vae_core.models import build_model
 
 CONFIG = ModelConfig(hidden=800)  # ~5 MB of tensors: a wide window to be killed in
 

@@ -1,0 +1,88 @@
+"""The interface every model keeps, as `typing.Protocol`s, so no caller asks which model it holds.
+
+`Model` is what the trainer, the evaluator, the CLI and the app need of any model.
+Capabilities that only some models have are small protocols of their own, checked with
+`isinstance` (they are runtime-checkable): a caller asks "can it sample from a prior?",
+never "is it a VAE?". A new model implements `Model` plus whichever capabilities it has,
+and registers its kind in `models/__init__.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Protocol, runtime_checkable
+
+import torch
+
+from ..config import ModelConfig
+
+
+@runtime_checkable
+class Model(Protocol):
+    """What every model offers (besides being an `nn.Module`)."""
+
+    config: ModelConfig
+
+    def loss_function(self, x: torch.Tensor, labels: torch.Tensor | None = None, kl_weight: float | None = None,
+                      generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Batch sums of the training objective (`loss`) and its two parts (`recon`, `kl`)."""
+        ...
+
+    def preview(self, x: torch.Tensor, labels: torch.Tensor, generator: torch.Generator,
+                per_row: int = 8) -> torch.Tensor:
+        """The picture of what the model does now (a batch of images in [0, 1]), from a few test images."""
+        ...
+
+    def generate(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The model's deterministic answer to each input: a reconstruction, or a completion."""
+        ...
+
+    def test_metrics(self, x: torch.Tensor, labels: torch.Tensor, samples: int, generator: torch.Generator,
+                     layout: tuple[str, ...] | None = None) -> dict:
+        """The model's own likelihood figures on a test set, with `samples` importance samples."""
+        ...
+
+    def warm_start(self, other: Model) -> None:
+        """Start from part of another trained model (`--init-from`), or refuse with a ValueError."""
+        ...
+
+
+@runtime_checkable
+class PriorSampler(Protocol):
+    """A latent-variable model with the prior N(0, I): sampling, traversals, interpolation, maps."""
+
+    def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor: ...
+
+    def sample(self, n: int, labels: torch.Tensor | None = None, temperature: float = 1.0,
+               generator: torch.Generator | None = None, z: torch.Tensor | None = None) -> torch.Tensor: ...
+
+    def posterior_means(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class LabelConditioned(Protocol):
+    """Takes a class label beside every input and every code."""
+
+    def class_rows(self, classes: Iterable[int], per_row: int, generator: torch.Generator,
+                   temperature: float = 1.0) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class Completer(Protocol):
+    """Completes the hidden part of an input from its given part."""
+
+    def complete(self, x: torch.Tensor, mask: torch.Tensor, n: int, generator: torch.Generator | None = None,
+                 mean: bool = False) -> torch.Tensor: ...
+
+    def layout_mask(self, given: Iterable[str], device: torch.device | None = None) -> torch.Tensor: ...
+
+
+def in_chunks(fn: Callable[..., torch.Tensor], *tensors: torch.Tensor, size: int) -> torch.Tensor:
+    """`fn` over slices of `size` rows of every tensor, results concatenated: bounded memory on any test set."""
+    return torch.cat([fn(*(t[i : i + size] for t in tensors)) for i in range(0, len(tensors[0]), size)])
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
