@@ -22,19 +22,16 @@ import tempfile
 import time
 from pathlib import Path
 
+import gradio as gr
 import numpy as np
+from gradio_client import Client
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-
-import gradio as gr  # noqa: E402
-from appserver import Server  # noqa: E402
-from gradio_client import Client  # noqa: E402
-
-import app  # noqa: E402
-from ui import actions  # noqa: E402
-from ui.studio import Studio  # noqa: E402
+import app
+from testing import ROOT
+from testing.appserver import Server
+from ui.session import Studio
+from ui.settings import Settings
+from ui.tabs.sample import SampleTab
 
 
 def steady_speed(history: list[dict]) -> float:
@@ -66,9 +63,9 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         runs = Path(tmp) / "runs"
-        actions.STUDIO = Studio(ROOT / "weights", runs)
-        demo = app.build()
-        fixed = np.asarray(actions.sample(64, 1.0, 0))
+        studio = Studio.open(Settings(runs_dir=runs))
+        demo = app.build(studio)
+        fixed = np.asarray(SampleTab(studio).sample(64, 1.0, 0))
         with demo:
             floor_btn = gr.Button(visible=False)
             floor_out = gr.Image(format="png", type="numpy", visible=False)
@@ -84,7 +81,7 @@ def main() -> None:
         client = Client(server.url, verbose=False)
         app_speeds, cli_speeds = [], []
         for _ in range(args.repeats):
-            client.predict(model="vae", dataset="fashion-mnist", epochs=args.epochs, latent=10, batch_size=128,
+            client.predict(kind="vae", dataset="fashion-mnist", epochs=args.epochs, latent=10, batch_size=128,
                            lr=1e-3, api_name="/train")
             newest = max(runs.glob("*/config.json"), key=lambda p: p.stat().st_mtime)
             app_speeds.append(steady_speed(json.loads(newest.read_text())["history"]))

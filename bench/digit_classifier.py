@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -22,10 +21,8 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from vae_core.checkpoint import load_checkpoint  # noqa: E402
-from vae_core.data import load_dataset  # noqa: E402
+from vae_core.checkpoint import load_checkpoint
+from vae_core.datasets import load_dataset
 
 
 def make_classifier() -> nn.Module:

@@ -8,27 +8,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+from gradio_client import Client, handle_file
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-
-from appserver import Server  # noqa: E402
-from faultlib import kill_during_writes  # noqa: E402
-from gradio_client import Client, handle_file  # noqa: E402
-
-from vae_core.checkpoint import load_checkpoint  # noqa: E402
-from vae_core.data import load_offline_subset  # noqa: E402
-from vae_core.models import ModelConfig  # noqa: E402
-from vae_core.trainer import TrainConfig, Trainer  # noqa: E402
+from testing.appserver import Server
+from testing.faults import kill_during_writes
+from vae_core.checkpoint import load_checkpoint
+from vae_core.config import ModelConfig, TrainConfig
+from vae_core.datasets import load_offline_subset
+from vae_core.train import Trainer
 
 
 def nan_run(data, tmp: Path) -> dict:
@@ -111,7 +105,7 @@ def bad_inputs(tmp: Path) -> dict:
         "zip file": dict(image=handle_file(archive), api_name="/reconstruct"),
         "truncated png": dict(image=handle_file(cut), api_name="/reconstruct"),
         "24-megapixel png": dict(image=handle_file(huge), api_name="/reconstruct"),
-        "latent=0": dict(model="vae", dataset="mnist", epochs=1, latent=0, batch_size=8, lr=1e-3, api_name="/train"),
+        "latent=0": dict(kind="vae", dataset="mnist", epochs=1, latent=0, batch_size=8, lr=1e-3, api_name="/train"),
     }
     server = Server(tmp / "runs-b", tmp / "b.log")
     answers = {}

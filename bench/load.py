@@ -13,22 +13,18 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+from gradio_client import Client
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+from testing.appserver import Server
 
-from appserver import Server  # noqa: E402
-from gradio_client import Client  # noqa: E402
-
-TRAIN = dict(model="vae", dataset="fashion-mnist", latent=10, batch_size=128, lr=1e-3, api_name="/train")
+TRAIN = dict(kind="vae", dataset="fashion-mnist", latent=10, batch_size=128, lr=1e-3, api_name="/train")
 GRID_64 = (242, 242)
 
 

@@ -20,17 +20,13 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from vae_core.data import load_dataset  # noqa: E402
-from vae_core.evaluate import conditional_nll  # noqa: E402
-from vae_core.models import ModelConfig  # noqa: E402
-from vae_core.structured import CANONICAL  # noqa: E402
-from vae_core.trainer import TrainConfig, Trainer  # noqa: E402
+from vae_core.config import ModelConfig, TrainConfig
+from vae_core.datasets import load_dataset
+from vae_core.models.structured import CANONICAL
+from vae_core.train import Trainer
 
 OBJECTIVES = ("baseline", "cvae", "gsnn", "hybrid")
 
@@ -73,8 +69,8 @@ def main() -> None:
                 raise SystemExit(f"{objective}/{given}: {final['message']}")
             model = trainer.model.eval()
             mask = model.layout_mask(CANONICAL[given])
-            ncll = conditional_nll(model, test_x, CANONICAL[given], args.samples,
-                                   torch.Generator().manual_seed(args.seed))
+            ncll = model.test_metrics(test_x, torch.zeros(len(test_x)), args.samples,
+                                      torch.Generator().manual_seed(args.seed), CANONICAL[given])["ncll"]
             diversity, blur = pictures(model, test_x, mask, args.seed)
             rows.append({"given": int(given), "objective": objective, "ncll": round(ncll, 2),
                          "diversity": round(diversity, 4), "blur_bits": round(blur, 4),

@@ -16,7 +16,6 @@ import gzip
 import json
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,11 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from vae_core.data import load_dataset  # noqa: E402
-from vae_core.models import ModelConfig  # noqa: E402
-from vae_core.trainer import TrainConfig, Trainer  # noqa: E402
+from vae_core.config import ModelConfig, TrainConfig
+from vae_core.datasets import load_dataset
+from vae_core.train import Trainer
 
 
 class ExampleVAE(nn.Module):

@@ -248,3 +248,24 @@ def test_term_balance():
     assert averaged["loss"] == 2.0 and averaged["kl_share"] == 0.5
     with pytest.raises(ValueError, match="reduction"):
         term_balance(1.0, 1.0, 1.0, "median", 784)
+
+
+def test_a_model_trained_on_28x28_pictures_sees_uploads_as_pictures_not_digits(own_server, picture_folder, tmp_path):
+    """The preparation comes from the model's config, not from its image size happening to be MNIST's."""
+    from vae_core.images import load_picture
+
+    _, client = own_server
+    archive = zip_folder(picture_folder, tmp_path / "digits28.zip")
+    status = client.predict(kind="vae", dataset="upload", epochs=1, zip_file=handle_file(archive), height=28,
+                            width=28, api_name="/train")[0]
+    assert "Done" in status
+    upload = next(picture_folder.rglob("*.png"))  # 40×56, dark ink on a light background
+    with Image.open(client.predict(image=handle_file(upload), api_name="/reconstruct")) as im:
+        seen = np.asarray(im.convert("L"))[2:30, 2:30].astype(float)
+    padded = load_picture(str(upload), (28, 28))[0, 0].numpy() * 255
+    digit = load_digit(str(upload))[0, 0].numpy() * 255
+    assert np.abs(seen - padded).max() <= 1  # exactly as its training pictures were prepared
+    assert np.abs(seen - digit).mean() > 50  # not inverted, cropped and centred like an MNIST digit
+    assert load_checkpoint(max((p for p in own_server[0].runs_dir.glob("*-vae-*") if p.is_dir()),
+                               key=lambda p: p.stat().st_mtime)) \
+        .model.config.preparation == "padded-picture"

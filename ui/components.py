@@ -13,6 +13,8 @@ import math
 import gradio as gr
 from PIL import Image as PILImage
 
+from .handler import sketch_to_image
+
 
 def _check_number(label: str | None, payload):
     if payload is None or isinstance(payload, bool) or not isinstance(payload, int | float):
@@ -33,13 +35,6 @@ class Number(gr.Number):
         return super().preprocess(payload)
 
 
-SEED_MAX = 2**31 - 1
-
-
-def seed_input(label: str = "Seed") -> Number:
-    return Number(0, label=label, precision=0, minimum=0, maximum=SEED_MAX)
-
-
 class DigitImage(gr.Image):
     """An upload box passing a file path on; unreadable files get a plain message."""
 
@@ -53,7 +48,7 @@ class DigitImage(gr.Image):
             raise gr.Error("That file is not an image that can be read (try a PNG or JPEG of one digit).") from None
 
 
-def digit_input(label: str, elem_id: str, on_sketch) -> DigitImage:
+def digit_input(label: str, elem_id: str) -> DigitImage:
     """An upload box with a Draw tab beside it; a drawing becomes the box's picture."""
     with gr.Tabs():
         with gr.Tab("Upload"):
@@ -66,7 +61,7 @@ def digit_input(label: str, elem_id: str, on_sketch) -> DigitImage:
                 brush=gr.Brush(colors=["#000000"], default_size=14, color_mode="fixed"), layers=False,
                 elem_id=f"{elem_id}-sketch", height=320,
             )
-    sketch.change(on_sketch, sketch, image, api_visibility="private", concurrency_limit=None)
+    sketch.change(sketch_to_image, sketch, image, api_visibility="private", concurrency_limit=None)
     return image
 
 

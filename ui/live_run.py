@@ -7,18 +7,18 @@ number of browsers (or none) can watch, and a browser that closes changes nothin
 from __future__ import annotations
 
 import logging
-import queue
 import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from vae_core.trainer import Trainer
+from vae_core.train import Trainer, is_final
 
 log = logging.getLogger("vae_studio")
 MAX_POINTS_PER_SERIES = 400
@@ -31,7 +31,8 @@ PART_SERIES = ("recon (train)", "KL (train)", "recon (test)", "KL (test)")
 class Snapshot:
     version: int
     pictures: int
-    status: str
+    status: str  # as the session that started the run reads it
+    others_status: str  # as every other session reads it
     progress_html: str
     loss_frame: pd.DataFrame
     parts_frame: pd.DataFrame
@@ -41,40 +42,47 @@ class Snapshot:
     finished: dict | None
 
 
-@dataclass
 class LiveRun:
-    trainer: Trainer
-    kind: str
-    run_dir: Path
-    on_finish: Callable[[LiveRun], None]
-    started: float = field(default_factory=time.monotonic)
-    loss_rows: list = field(default_factory=list)
-    part_rows: list = field(default_factory=list)
-    grid: np.ndarray | None = None
-    reconstructions: np.ndarray | None = None
-    note: str = ""
-    status: str = "Starting…"
-    fraction: float = 0.0
-    speed: float | None = None
-    download: str | None = None
-    finished: dict | None = None
-    version: int = 0
-    pictures: int = 0
-    first_epoch: int = 1
-    epochs: int = 1
+    """Folds one Trainer's events into what a page shows; `owner` is the session that started it.
 
-    def __post_init__(self) -> None:
+    When the run ends with a checkpoint, `on_finish(run)` turns it into a model (`result`),
+    active for the owner; other sessions may adopt it.
+    """
+
+    def __init__(self, trainer: Trainer, kind: str, run_dir: Path, owner: str,
+                 on_finish: Callable[[LiveRun], Any]):
+        self.trainer, self.kind, self.run_dir, self.owner = trainer, kind, run_dir, owner
+        self.on_finish = on_finish
+        self.result: Any = None
+        self.started = time.monotonic()
+        self.loss_rows: list = []
+        self.part_rows: list = []
+        self.grid: np.ndarray | None = None
+        self.reconstructions: np.ndarray | None = None
+        self.note = ""
+        self.status = "Starting…"
+        self.others_final = ""
+        self.fraction = 0.0
+        self.speed: float | None = None
+        self.download: str | None = None
+        self.finished: dict | None = None
+        self.version = 0
+        self.pictures = 0
+        self.first_epoch, self.epochs = 1, 1
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
         self._ended = threading.Event()
-        events = self.trainer.subscribe()
-        threading.Thread(target=self._collect, args=(events,), name="live-run", daemon=True).start()
+        self._events = trainer.subscribe()
 
-    def _collect(self, events: queue.Queue) -> None:
-        """Fold events in as they come, so the run ends properly even with no browser watching."""
+    def start(self) -> None:
+        """Start the trainer and the thread that folds its events in (it needs no browser watching)."""
+        threading.Thread(target=self._collect, name="live-run", daemon=True).start()
+        self.trainer.start()
+
+    def _collect(self) -> None:
         while True:
-            event = events.get()
-            if event["event"] in ("done", "stopped", "error"):
+            event = self._events.get()
+            if is_final(event):
                 self._finish(event)  # one update: the page never shows a half-finished run
                 return
             with self._lock:
@@ -86,7 +94,7 @@ class LiveRun:
         if event.get("checkpoint"):
             try:
                 download = shutil.make_archive(str(self.run_dir), "zip", self.run_dir)
-                self.on_finish(self)
+                self.result = self.on_finish(self)
             except Exception as exc:  # noqa: BLE001 - the run must still end, and say why
                 log.exception("could not activate the finished run")
                 event = {**event, "event": "error", "checkpoint": None,
@@ -95,7 +103,7 @@ class LiveRun:
             self.download = download
             self.pictures += 1
             self.finished = event
-            self.status = self._final_text(event)
+            self.status, self.others_final = self._final_texts(event)
             self.version += 1
         self._ended.set()
 
@@ -107,7 +115,8 @@ class LiveRun:
         with self._lock:
             if self._snapshot is None or self._snapshot.version != self.version:
                 self._snapshot = Snapshot(
-                    self.version, self.pictures, self._status_text(), self._progress_html(),
+                    self.version, self.pictures, self._status_text(self.status),
+                    self._status_text(self.others_final or self.status), self._progress_html(),
                     plot_frame(self.loss_rows, LOSS_SERIES), plot_frame(self.part_rows, PART_SERIES),
                     self.grid, self.reconstructions, self.download, self.finished,
                 )
@@ -140,19 +149,24 @@ class LiveRun:
             self.status = f"Epoch {event['epoch']}/{event['epochs']}: test loss {event['test_loss']:.2f} " \
                           f"(recon {event['recon']:.2f} + KL {event['kl']:.2f}) nats per image"
 
-    def _final_text(self, event: dict) -> str:
+    def _final_texts(self, event: dict) -> tuple[str, str]:
+        """How the run ended, for the session that started it and for everyone else."""
         kind = event["event"]
+        kept = bool(event.get("checkpoint"))
+        theirs = f" Its {self.kind.upper()} is active for whoever started it; the button below uses it in your tabs." \
+            if kept else ""
         if kind == "done":
-            return f"✅ Done: {event['message']}. The new {self.kind.upper()} is now the active model in every tab."
+            return (f"✅ Done: {event['message']}. The new {self.kind.upper()} is now the active model in every tab.",
+                    f"✅ Done: {event['message']}.{theirs}")
         if kind == "stopped":
-            tail = " It is now the active model." if event.get("checkpoint") else ""
-            return f"⏹ Stopped. {event['message']}{tail}"
-        tail = " That checkpoint is now the active model." if event.get("checkpoint") else ""
-        return f"⚠️ Training failed: {event['message']}{tail}"
+            return f"⏹ Stopped. {event['message']}{' It is now the active model.' if kept else ''}", \
+                f"⏹ Stopped. {event['message']}{theirs}"
+        return (f"⚠️ Training failed: {event['message']}{' That checkpoint is now the active model.' if kept else ''}",
+                f"⚠️ Training failed: {event['message']}{theirs}")
 
-    def _status_text(self) -> str:
+    def _status_text(self, status: str) -> str:
         note = f"\n\n> ℹ️ {self.note}" if self.note else ""
-        return self.status + note
+        return status + note
 
     def _progress_html(self) -> str:
         pct = 100 * min(max(self.fraction, 0.0), 1.0)

@@ -1,0 +1,99 @@
+"""Each session's models are its own, and every widget's range is the range its handler accepts."""
+
+import json
+import urllib.request
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from ui.session import ActiveModel, SessionModels
+from ui.tabs.train import SETTINGS, configs
+from vae_core.config import LIMITS
+
+
+def grid(path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im.convert("L"))
+
+
+def limited_inputs(server) -> dict[str, dict[str, str]]:
+    """endpoint → {API parameter name: limit name}, read from the served page's own config."""
+    with urllib.request.urlopen(f"{server.url}/config") as response:
+        config = json.load(response)
+    limit_of = {c["id"]: c["props"]["elem_classes"][0][len("limit-"):] for c in config["components"]
+                if any(k.startswith("limit-") for k in c["props"].get("elem_classes") or [])}
+    widgets = {c["id"]: c["props"] for c in config["components"]}
+    for cid, name in limit_of.items():  # every widget's own range is its limit's
+        assert (widgets[cid]["minimum"], widgets[cid]["maximum"]) == (LIMITS[name].lo, LIMITS[name].hi), name
+    api = Client(server.url, verbose=False).view_api(return_format="dict", print_info=False)["named_endpoints"]
+    found = {}
+    for dep in config["dependencies"]:
+        if not dep.get("api_name") or f"/{dep['api_name']}" not in api:
+            continue
+        names = [p["parameter_name"] for p in api[f"/{dep['api_name']}"]["parameters"]]
+        found[dep["api_name"]] = {names[i]: limit_of[cid] for i, cid in enumerate(dep["inputs"]) if cid in limit_of}
+    return found
+
+
+def just_over(name: str) -> float:
+    limit = LIMITS[name]
+    return limit.hi + (1 if limit.whole else limit.hi * 0.01 + 1e-3)
+
+
+def test_every_widget_range_is_its_handlers_range(server, digit_png):
+    endpoints = limited_inputs(server)
+    assert {"sample", "conditional", "all_digits", "traverse", "interpolate", "complete", "explain", "train"} \
+        <= set(endpoints)
+    assert sum(len(params) for params in endpoints.values()) >= 25
+    image = {"traverse": {}, "interpolate": {"image_a": handle_file(digit_png[0]),
+                                             "image_b": handle_file(digit_png[1])},
+             "complete": {"image": handle_file(digit_png[0])}, "explain": {"image": handle_file(digit_png[0])}}
+    client = Client(server.url, verbose=False)
+    for endpoint, params in endpoints.items():
+        if endpoint == "train":  # at its maximum a run would start: its checks are called in-process below
+            continue
+        for param, name in params.items():
+            at_edge = {**image.get(endpoint, {}), param: LIMITS[name].hi}
+            answer = client.predict(**at_edge, api_name=f"/{endpoint}")  # the widget's maximum is accepted
+            grid(answer[0] if isinstance(answer, tuple) else answer)
+            with pytest.raises(Exception, match="maximum"):
+                client.predict(**{**at_edge, param: just_over(name)}, api_name=f"/{endpoint}")
+    train = endpoints["train"]
+    assert set(train) <= set(SETTINGS) and {"epochs", "batch_size", "latent", "hidden", "lr", "beta"} <= set(train)
+    defaults = {"kind": "vae", "dataset": "mnist", "arch": "mlp", "likelihood": "mse", "zip_file": None}
+    for edge in ("lo", "hi"):
+        settings = defaults | {param: getattr(LIMITS[name], edge) for param, name in train.items()}
+        configs(settings, "cpu")  # every widget's end is accepted by the server-side check
+    for param, name in train.items():
+        settings = defaults | {p: LIMITS[n].lo for p, n in train.items()} | {param: just_over(name)}
+        with pytest.raises(ValueError, match="maximum"):
+            configs(settings, "cpu")
+
+
+def test_a_run_is_its_owners_and_others_can_adopt_it(server):
+    owner, other = Client(server.url, verbose=False), Client(server.url, verbose=False)
+    before = grid(other.predict(n=16, seed=3, api_name="/sample"))
+    status = owner.predict(kind="vae", dataset="mnist", epochs=1, latent=3, batch_size=128, api_name="/train")[0]
+    assert status.startswith("✅ Done")
+    owners = grid(owner.predict(n=16, seed=3, api_name="/sample"))
+    assert not np.array_equal(before, owners)  # the owner's tabs use the new model
+    assert np.array_equal(before, grid(other.predict(n=16, seed=3, api_name="/sample")))  # the other's do not
+    answer = other.predict(api_name="/adopt_run")
+    models = answer[0] if isinstance(answer, tuple) else answer
+    assert "runs/" in models.split("CVAE")[0]
+    assert np.array_equal(owners, grid(other.predict(n=16, seed=3, api_name="/sample")))  # adopted: the same model
+
+
+def test_sessions_beyond_the_capacity_lose_their_models_oldest_first_and_are_told_once():
+    store = SessionModels(capacity=2)
+    model = ActiveModel(model=None, source="runs/x", info={})
+    for session in ("a", "b", "c"):
+        store.set(session, "vae", model)
+    assert store.get("a") == {} and store.get("b") == store.get("c") == {"vae": model}
+    assert store.take_dropped("a") and not store.take_dropped("a")  # said once
+    assert not store.take_dropped("b") and not store.take_dropped("never-seen")
+    store.get("b")  # b is now the most recent: c goes next
+    store.set("d", "vae", model)
+    assert store.get("c") == {} and store.get("b") != {}

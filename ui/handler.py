@@ -1,0 +1,93 @@
+"""What every handler needs: plain errors, the session it serves, that session's models, the user's picture.
+
+No client ever sees a traceback, an object's repr or a server path: our own plain-message
+exceptions become `gr.Error`, anything else a logged, generic one.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+
+import gradio as gr
+import numpy as np
+
+from vae_core.checkpoint import CheckpointError
+from vae_core.datasets import DataError
+from vae_core.images import ImageError, prepare_upload, sketch_ink
+from vae_core.models import Model
+
+from .session import ActiveModel, Studio
+
+log = logging.getLogger("vae_studio")
+PLAIN = (ImageError, DataError, CheckpointError, ValueError)
+LOCAL = "local"  # the session of a call from Python in this process (benchmarks), which has no request
+# Picture endpoints share one slot group sized to the CPU: more parallel model calls than
+# cores only make each one slower. Following a run, the timer and Stop take no slot: they
+# mostly wait, and must never queue behind sampling.
+SAMPLING = {"concurrency_id": "sampling", "concurrency_limit": max(2, os.cpu_count() or 2)}
+FREE = {"concurrency_limit": None}
+
+try:  # On a Hugging Face Space with ZeroGPU, GPU work must run inside spaces.GPU calls.
+    import spaces
+
+    def gpu(fn):
+        return spaces.GPU(duration=60)(fn)
+except ImportError:
+    def gpu(fn):
+        return fn
+
+
+def user_facing(fn):
+    """Turn our own plain-message exceptions into gr.Error, and anything else into a logged, generic one."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except PLAIN as exc:
+            raise gr.Error(str(exc)) from None
+        except Exception:
+            log.exception("unexpected failure in %s", fn.__name__)
+            raise gr.Error("Something went wrong on the server (it has been logged). Please try again.") from None
+
+    return wrapper
+
+
+def session_of(request: gr.Request | None) -> str:
+    """The browser session (or gradio_client) a request comes from: its models are its own."""
+    return getattr(request, "session_hash", None) or LOCAL
+
+
+def active(studio: Studio, request: gr.Request | None, role: str) -> ActiveModel:
+    """This session's model for `role`, after telling the session once if its own models were dropped."""
+    session = session_of(request)
+    notice = studio.notice(session)
+    if notice:
+        gr.Warning(notice)
+    return studio.active(session, role)
+
+
+def picture(path, model: Model, label: str = "image"):
+    """The uploaded or drawn picture as `model`'s training pictures were prepared."""
+    if not path:
+        raise gr.Error(f"Upload or draw a picture first ({label} is empty)")
+    return prepare_upload(str(path), model.config)
+
+
+@user_facing
+def sketch_to_image(sketch) -> np.ndarray | None:
+    """A Sketchpad drawing → the grey picture that the upload box then holds (private)."""
+    ink = sketch_ink((sketch or {}).get("composite"))
+    return gr.skip() if ink is None else ink
+
+
+def random_test_pictures(studio: Studio, request: gr.Request | None, count: int,
+                         role: str = "vae") -> tuple[np.ndarray, np.ndarray]:
+    """`count` distinct test pictures (uint8, as stored) of the data the session's model was trained on, and labels."""
+    data = studio.test_data(active(studio, request, role))
+    idx = np.random.default_rng().choice(len(data.test_images), count, replace=False)
+    return data.test_images[idx, 0], data.test_labels[idx]

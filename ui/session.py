@@ -1,0 +1,195 @@
+"""Who holds which model: the pretrained ones for everyone, a run's result for the session that trained it.
+
+The server has one set of pretrained models, one dataset cache and at most one live
+training run; every browser session (a page, or one gradio_client) has its own active
+models. A session starts on the pretrained models; a run's model becomes active for the
+session that started it, and any other session can adopt it. Sessions' own models are
+kept for the `max_sessions` most recently active sessions; an older session that comes
+back is told once that its models were dropped, and is on the pretrained ones again.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from vae_core.checkpoint import load_checkpoint
+from vae_core.config import ModelConfig, TrainConfig
+from vae_core.datasets import ZIP_PREFIX, Dataset, load_dataset, load_image_zip
+from vae_core.explore import epoch_pictures
+from vae_core.models import Model
+from vae_core.train import Trainer
+
+from .live_run import LiveRun
+from .settings import Settings
+
+# role → folder in weights/; "baseline" is the completion tab's deterministic network
+PRETRAINED = {"vae": "vae", "cvae": "cvae", "scvae": "scvae", "baseline": "scvae-baseline"}
+DROPPED_NOTICE = ("This server keeps the models trained in its {n} most recently active sessions, and yours "
+                  "were dropped to make room: the pretrained models are active again. Download a run's checkpoint "
+                  "to keep it.")
+_REMEMBER_DROPPED = 10_000
+
+
+@dataclass(frozen=True)
+class ActiveModel:
+    model: Model
+    source: str
+    info: dict
+
+    def describe(self) -> str:
+        cfg = self.model.config
+        metrics = self.info.get("metrics") or {}
+        trained = f"{self.info.get('epochs_trained', '?')} epochs on {self.info.get('dataset', '?')}"
+        if cfg.kind == "scvae":
+            return (f"**Completion** ({cfg.objective}) from `{self.source}`: {cfg.arch}, latent {cfg.latent}, "
+                    f"hidden {cfg.hidden}, {trained}, any 1–3 given quadrants")
+        loss = f", test loss {metrics['test_loss']:.2f}" if "test_loss" in metrics else ""
+        note = " (offline 5k subset)" if self.info.get("dataset_note") else ""
+        return (f"**{cfg.kind.upper()}** from `{self.source}`: {cfg.arch}, latent {cfg.latent}, hidden {cfg.hidden}, "
+                f"{cfg.likelihood} likelihood, {trained}{note}{loss}")
+
+
+def open_checkpoint(path: Path, source: str) -> ActiveModel:
+    ckpt = load_checkpoint(path)
+    return ActiveModel(ckpt.model, source, ckpt.info)
+
+
+class SessionModels:
+    """Each session's own active models (role → model), least recently used dropped past `capacity`."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self._own: OrderedDict[str, dict[str, ActiveModel]] = OrderedDict()
+        self._dropped: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, session: str) -> dict[str, ActiveModel]:
+        with self._lock:
+            if session in self._own:
+                self._own.move_to_end(session)
+                return dict(self._own[session])
+            return {}
+
+    def set(self, session: str, role: str, active: ActiveModel) -> None:
+        with self._lock:
+            self._dropped.pop(session, None)
+            self._own.setdefault(session, {})[role] = active
+            self._own.move_to_end(session)
+            while len(self._own) > self.capacity:
+                gone, _ = self._own.popitem(last=False)
+                self._dropped[gone] = None
+                if len(self._dropped) > _REMEMBER_DROPPED:
+                    self._dropped.popitem(last=False)
+
+    def everyone(self) -> list[ActiveModel]:
+        """Every session's own models (for deciding which cached uploads are still needed)."""
+        with self._lock:
+            return [active for roles in self._own.values() for active in roles.values()]
+
+    def take_dropped(self, session: str) -> bool:
+        """Whether this session's models were dropped since it last asked (said once)."""
+        with self._lock:
+            return self._dropped.pop(session, False) is None
+
+
+class Studio:
+    """The server's models, datasets and run; each session's view of them."""
+
+    def __init__(self, settings: Settings, pretrained: dict[str, ActiveModel]):
+        self.settings = settings
+        self.pretrained = pretrained
+        self.sessions = SessionModels(settings.max_sessions)
+        self.run: LiveRun | None = None
+        self._lock = threading.Lock()
+        self._datasets: dict[str, Dataset] = {}
+
+    @classmethod
+    def open(cls, settings: Settings) -> Studio:
+        pretrained = {role: open_checkpoint(settings.weights_dir / folder, f"weights/{folder}")
+                      for role, folder in PRETRAINED.items()}
+        return cls(settings, pretrained)
+
+    # -- each session's models ------------------------------------------------------------
+    def models(self, session: str) -> dict[str, ActiveModel]:
+        return self.pretrained | self.sessions.get(session)
+
+    def active(self, session: str, role: str) -> ActiveModel:
+        return self.models(session)[role]
+
+    def notice(self, session: str) -> str | None:
+        """A sentence to show once if this session's own models were dropped for lack of room."""
+        return DROPPED_NOTICE.format(n=self.sessions.capacity) if self.sessions.take_dropped(session) else None
+
+    def describe(self, session: str) -> str:
+        return "\n\n".join(f"- {active.describe()}" for active in self.models(session).values())
+
+    def adopt_run(self, session: str) -> ActiveModel | None:
+        """Make the last run's model active for this session too; None if it left no model."""
+        run = self.run
+        if run is None or run.result is None:
+            return None
+        self.sessions.set(session, run.kind, run.result)
+        return run.result
+
+    # -- data -------------------------------------------------------------------------------
+    def test_data(self, active: ActiveModel) -> Dataset:
+        """The data the model was trained on (an uploaded zip stays cached from its upload)."""
+        name = active.info.get("dataset", "mnist")
+        with self._lock:
+            cached = self._datasets.get(name)
+        if cached is None:
+            cached = load_dataset(name, image_size=active.model.config.image_shape[1:])
+            with self._lock:
+                self._datasets[name] = cached
+        return cached
+
+    def read_upload(self, path: str, size: tuple[int, int], filename: str) -> Dataset:
+        """Read an uploaded zip of pictures; kept so its run and later tabs can use it."""
+        data = load_image_zip(path, size, name=filename)
+        with self._lock:
+            in_use = {active.info.get("dataset") for active in self.sessions.everyone()}
+            for name in [n for n in self._datasets if n.startswith(ZIP_PREFIX) and n not in in_use]:
+                del self._datasets[name]  # uploads kept in memory: those some session's model needs, and this one
+            self._datasets[data.name] = data
+        return data
+
+    # -- the run ----------------------------------------------------------------------------
+    def start_run(self, session: str, model: ModelConfig, train: TrainConfig,
+                  dataset: Dataset | None = None) -> tuple[LiveRun, bool]:
+        """Start a run unless one is going; either way return the run to watch and whether it is new.
+
+        `dataset` is an upload already read; the trainer loads any other dataset itself.
+        """
+        with self._lock:
+            if self.run is not None and self.run.running:
+                return self.run, False
+            # unique even for two runs started within one second (one that failed at once, say)
+            run_dir = self.settings.runs_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{model.kind}-{uuid.uuid4().hex[:6]}"
+            data = dataset or self._datasets.get(train.dataset)
+            trainer = Trainer(model, replace(train, out=str(run_dir)), data,
+                              on_epoch=functools.partial(epoch_pictures, seed=train.seed))
+            self.run = LiveRun(trainer, model.kind, run_dir, session, self._finished)
+            self.run.start()
+            return self.run, True
+
+    def stop(self) -> bool:
+        run = self.run
+        if run is None or not run.running:
+            return False
+        run.trainer.stop()
+        return True
+
+    def _finished(self, run: LiveRun) -> ActiveModel:
+        """The run's checkpoint becomes its owner's active model (the collector thread calls this)."""
+        result = open_checkpoint(run.run_dir, f"runs/{run.run_dir.name}")
+        if run.trainer.dataset is not None:  # an upload: later tabs draw test pictures from it
+            with self._lock:
+                self._datasets[run.trainer.dataset.name] = run.trainer.dataset
+        self.sessions.set(run.owner, run.kind, result)
+        return result

@@ -1,0 +1,45 @@
+"""Every environment variable the app reads, read once, in one place."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in ("1", "t", "true", "yes")
+
+
+@dataclass(frozen=True)
+class Settings:
+    weights_dir: Path = ROOT / "weights"
+    runs_dir: Path = ROOT / "runs"
+    server_name: str = "127.0.0.1"
+    server_port: int = 7860
+    # Past this many waiting requests a caller is told at once ("Queue is full! Please try
+    # again.") instead of waiting behind a queue it cannot see the end of.
+    queue_size: int = 64
+    # Browser sessions whose own trained models are kept in memory, least recently used first out.
+    max_sessions: int = 32
+    # On a ZeroGPU Space the GPU exists only inside spaces.GPU calls, and CUDA elsewhere only
+    # pretends to be there; the training thread outlives any call, so it trains on the CPU.
+    zero_gpu: bool = False
+
+    @property
+    def train_device(self) -> str:
+        return "cpu" if self.zero_gpu else "auto"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ) if env is None else env
+        return cls(
+            runs_dir=Path(env.get("VAE_STUDIO_RUNS", ROOT / "runs")),
+            server_name=env.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+            server_port=int(env.get("GRADIO_SERVER_PORT", "7860")),
+            queue_size=int(env.get("VAE_STUDIO_QUEUE_SIZE", "64")),
+            max_sessions=int(env.get("VAE_STUDIO_MAX_SESSIONS", "32")),
+            zero_gpu=_flag(env.get("SPACES_ZERO_GPU", "")),
+        )

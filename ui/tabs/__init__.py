@@ -1,0 +1,10 @@
+"""One module per tab; each `build(page)` lays its tab out and wires its own handlers.
+
+To add a tab: a module here with `build(page: Page) -> None` (its handlers are methods of
+a small class holding the studio, so that Gradio sees their parameter names and their
+`gr.Request`), then list it in `TABS`, in the order the tabs appear.
+"""
+
+from . import complete, conditional, how, interpolate, latent_map, reconstruct, sample, train, traverse
+
+TABS = (train, sample, traverse, conditional, reconstruct, interpolate, complete, how, latent_map)

@@ -1,0 +1,64 @@
+"""Complete a digit: the structured-output CVAE of Sohn et al. fills in hidden quadrants."""
+
+from __future__ import annotations
+
+import itertools
+
+import gradio as gr
+import numpy as np
+
+from vae_core import explore
+from vae_core.models.structured import QUADRANTS, parse_given
+
+from .. import limits
+from ..components import digit_input, grid_image
+from ..handler import SAMPLING, active, gpu, picture, random_test_pictures, user_facing
+from ..page import Page
+from ..session import Studio
+
+# every layout of 1–3 given quadrants, as the /complete API spells them
+LAYOUTS = ["+".join(c) for k in (1, 2, 3) for c in itertools.combinations(QUADRANTS, k)]
+
+
+class CompleteTab:
+    def __init__(self, studio: Studio):
+        self.studio = studio
+
+    @user_facing
+    def complete(self, image, given: str = "top-left", n: int = 16, seed: int = 0,
+                 request: gr.Request = None) -> np.ndarray:
+        """Quadrant completion: the given part, the baseline's answer, then n completions from the prior network.
+
+        `given` names 1–3 quadrants joined by "+", e.g. "top-left" or "top-left+bottom-left".
+        """
+        names = parse_given(given)
+        n, seed = limits.check("completions", n, "n"), limits.check("seed", seed)
+        model = active(self.studio, request, "scvae").model
+        baseline = active(self.studio, request, "baseline").model
+        return explore.completion_grid(model, baseline, picture(image, model), names, n, seed)
+
+    @user_facing
+    def pick(self, request: gr.Request = None) -> np.ndarray:
+        """One test picture (private)."""
+        return random_test_pictures(self.studio, request, 1, "scvae")[0][0]
+
+
+def build(page: Page) -> None:
+    tab = CompleteTab(page.studio)
+    with gr.Tab("Complete a digit", id="complete", elem_id="tab-complete"), gr.Row():
+        with gr.Column(scale=1):
+            image = digit_input("Digit", "complete-image")
+            pick = gr.Button("A random test digit", elem_id="complete-pick")
+            given = gr.Dropdown(LAYOUTS, value="top-left", label="Given quadrants", allow_custom_value=True,
+                                elem_id="complete-given", info="the rest is hidden and completed")
+            n = limits.slider("completions", "Completions", 16)
+            seed = limits.seed()
+            button = gr.Button("Complete", variant="primary", elem_id="complete-btn")
+        with gr.Column(scale=2):
+            gr.Markdown("The structured-output CVAE of Sohn et al. (2015) sees only the given quadrants "
+                        "(outlined). **First tile:** what it is given. **Second:** the deterministic "
+                        "baseline's single answer, a blurry average. **Then:** completions, each from "
+                        "its own z drawn from the prior network p(z|x).")
+            out = grid_image("Given · baseline · completions", "complete-grid")
+    button.click(gpu(tab.complete), [image, given, n, seed], out, api_name="complete", **SAMPLING)
+    pick.click(tab.pick, None, image, api_visibility="private", **SAMPLING)

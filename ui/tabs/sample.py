@@ -1,0 +1,39 @@
+"""Sample: decoded prior draws from the session's VAE."""
+
+from __future__ import annotations
+
+import gradio as gr
+import numpy as np
+
+from vae_core import explore
+
+from .. import limits
+from ..components import grid_image
+from ..handler import SAMPLING, active, gpu, user_facing
+from ..page import Page
+from ..session import Studio
+
+
+class SampleTab:
+    def __init__(self, studio: Studio):
+        self.studio = studio
+
+    @user_facing
+    def sample(self, n: int = 64, temperature: float = 1.0, seed: int = 0, request: gr.Request = None) -> np.ndarray:
+        """Decoded prior samples z ~ N(0, T²I) from the active VAE, as one PNG grid."""
+        model = active(self.studio, request, "vae").model
+        return explore.sample_grid(model, limits.check("n_samples", n, "n"), limits.check("temperature", temperature),
+                                   limits.check("seed", seed))
+
+
+def build(page: Page) -> None:
+    tab = SampleTab(page.studio)
+    with gr.Tab("Sample", id="sample", elem_id="tab-sample"), gr.Row():
+        with gr.Column(scale=1):
+            n = limits.slider("n_samples", "n", 64)
+            temperature = limits.slider("temperature", "Temperature", 1.0, step=0.05,
+                                        info="scales the prior draw z ~ N(0, T²I)")
+            seed = limits.seed()
+            button = gr.Button("Sample", variant="primary", elem_id="sample-btn")
+        out = grid_image("Prior samples", "sample-grid")
+    button.click(gpu(tab.sample), [n, temperature, seed], out, api_name="sample", **SAMPLING)

@@ -1,0 +1,236 @@
+"""Train: pick settings, start a run, watch its curves and pictures live, stop it, download it.
+
+The server trains one run at a time. Every page sees that run (its page timer draws it);
+its model becomes active for the session that started it, and other sessions can adopt it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import replace
+
+import gradio as gr
+
+from vae_core.config import ARCHS, LIKELIHOODS, ModelConfig, TrainConfig, check_choice
+from vae_core.datasets import DATASETS, DEFAULT_LIKELIHOOD, Dataset
+
+from .. import limits
+from ..components import grid_image
+from ..handler import FREE, session_of, user_facing
+from ..live_run import LOSS_SERIES, PART_SERIES, LiveRun, Snapshot, plot_frame
+from ..page import Page
+from ..session import Studio
+
+TRAINABLE = ("vae", "cvae")  # the app trains these; the completion models come from weights/
+UPLOAD = "upload"
+UPDATE_EVERY_S = 1.0
+NOT_SEEN = (-1, -1)
+BUSY = "A run is in progress: showing its live progress instead. Press Stop to end it, or wait for it."
+NOT_YOURS = "Someone else's run (this server trains one at a time)."
+
+
+class TrainTab:
+    def __init__(self, studio: Studio):
+        self.studio = studio
+
+    def train(self, kind: str = "vae", dataset: str = "mnist", epochs: int = 10, latent: int = 10,
+              batch_size: int = 128, lr: float = 1e-3, arch: str = "mlp", hidden: int = 200,
+              likelihood: str = "mse", beta: float = 1.0, kl_warmup: float = 0.0, seed: int = 0, zip_file=None,
+              height: int = 28, width: int = 28, request: gr.Request = None):
+        """Start a run (or join the one going) and stream its progress, about once a second, until it ends.
+
+        dataset="upload" trains on `zip_file`, a .zip of pictures (subfolders = classes), at height×width.
+        """
+        settings = {name: value for name, value in locals().items() if name in SETTINGS}
+        run, started = self._begin(settings, request)
+        mine = run.owner == session_of(request)
+        seen = NOT_SEEN
+        if not started:
+            snap = run.snapshot()
+            first = outputs(snap, seen, mine)
+            seen = first[-1]
+            yield (f"{BUSY}\n\n{first[0]}", *first[1:])
+        while True:
+            snap = run.snapshot()
+            if snap.version != seen[0]:  # new pictures always come with a new version
+                update = outputs(snap, seen, mine)
+                seen = update[-1]
+                yield update
+            if snap.finished is not None:
+                return
+            run.wait(UPDATE_EVERY_S)
+
+    def start(self, request: gr.Request, *values) -> str:
+        """The Start button: start the run and return at once (private).
+
+        `request` comes first: Gradio inserts it at its position among the inputs.
+
+        The page's 1 s timer alone draws the run. A second writer (this event streaming too)
+        can deliver an older update after a newer one has been recorded as seen, and the page
+        would then keep a stale status for good.
+        """
+        _, started = self._begin(dict(zip(SETTINGS, values, strict=True)), request)
+        return "" if started else BUSY
+
+    def _begin(self, settings: dict, request: gr.Request | None) -> tuple[LiveRun, bool]:
+        """Check every setting, read an uploaded zip, and start the run (or find the one going)."""
+        try:
+            model_config, train_config = configs(settings, self.studio.settings.train_device)
+            upload = self._read_upload(settings["zip_file"], train_config.image_size, model_config.kind) \
+                if settings["dataset"] == UPLOAD else None
+            if upload is not None:
+                train_config = replace(train_config, dataset=upload.name)
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from None
+        return self.studio.start_run(session_of(request), model_config, train_config, upload)
+
+    @user_facing
+    def _read_upload(self, zip_file, size: tuple[int, int], kind: str) -> Dataset:
+        if not zip_file:
+            raise gr.Error("Upload a .zip of pictures first (or pick another dataset)")
+        path = str(zip_file)
+        data = self.studio.read_upload(path, size, filename=path.replace("\\", "/").rsplit("/", 1)[-1])
+        if kind == "cvae" and data.n_classes < 2:
+            raise gr.Error("These pictures have no class subfolders, so only the VAE can train on them: choose "
+                           "Model vae, or put each class in its own subfolder of the zip.")
+        return data
+
+    def stop(self) -> str:
+        """Stop the run in progress; it ends within a second, keeping its last finished epoch."""
+        if self.studio.stop():
+            return "Stopping: the run ends within a second and keeps its last finished epoch."
+        return "No run is in progress."
+
+    def poll(self, seen, request: gr.Request = None):
+        """The 1 s timer: every page sees the current run; at its end, the page's models and the adopt button."""
+        run = self.studio.run
+        seen = tuple(seen) if seen else NOT_SEEN
+        if run is None or (snap := run.snapshot()).version == seen[0]:
+            return (gr.skip(),) * 10
+        session = session_of(request)
+        mine = run.owner == session
+        if snap.finished is None:
+            return (*outputs(snap, seen, mine), gr.skip(), gr.skip())
+        offer = run.result is not None and not mine
+        return (*outputs(snap, seen, mine), self.studio.describe(session), gr.Button(visible=offer))
+
+    @user_facing
+    def adopt(self, request: gr.Request = None) -> tuple[str, gr.Button]:
+        """Make the last run's model active in this session too."""
+        if self.studio.adopt_run(session_of(request)) is None:
+            raise gr.Error("The last run left no model to use.")
+        return self.studio.describe(session_of(request)), gr.Button(visible=False)
+
+
+SETTINGS = tuple(name for name in inspect.signature(TrainTab.train).parameters if name not in ("self", "request"))
+
+
+def configs(settings: dict, device: str) -> tuple[ModelConfig, TrainConfig]:
+    """The run's model and training settings from the Train tab's values, each checked against its limit."""
+    model = ModelConfig(
+        kind=check_choice("kind", settings["kind"], TRAINABLE), arch=check_choice("arch", settings["arch"], ARCHS),
+        hidden=limits.check("hidden", settings["hidden"], "hidden width"),
+        latent=limits.check("latent", settings["latent"], "latent size"),
+        likelihood=check_choice("likelihood", settings["likelihood"], LIKELIHOODS),
+        beta=limits.check("beta", settings["beta"]),
+    )
+    train = TrainConfig(
+        dataset=check_choice("dataset", settings["dataset"], (*DATASETS, UPLOAD)),
+        epochs=limits.check("epochs", settings["epochs"]),
+        batch_size=limits.check("batch_size", settings["batch_size"]),
+        lr=limits.check("lr", settings["lr"], "learning rate"), seed=limits.check("seed", settings["seed"]),
+        kl_warmup=limits.check("kl_warmup", settings["kl_warmup"], "KL warm-up"), device=device,
+        image_size=(limits.check("image_side", settings["height"], "image height"),
+                    limits.check("image_side", settings["width"], "image width")),
+    )
+    return model, train
+
+
+def outputs(snap: Snapshot, seen: tuple[int, int], mine: bool) -> tuple:
+    """The seven Train-tab outputs plus what this page has now seen.
+
+    Pictures and the download are re-sent only when they changed: re-encoding two PNGs
+    for every loss update would cost more than the update itself.
+    """
+    fresh_pictures = snap.pictures != seen[1]
+    pictures = (snap.grid, snap.reconstructions, snap.download) if fresh_pictures else (gr.skip(),) * 3
+    status = snap.status if mine else f"{NOT_YOURS} {snap.others_status}"
+    return (status, snap.progress_html, snap.loss_frame, snap.parts_frame, *pictures,
+            (snap.version, snap.pictures))
+
+
+def dataset_defaults(name: str):
+    """Show the upload box for your own pictures; Frey Face trains with its paper's Gaussian likelihood."""
+    return gr.Group(visible=name == UPLOAD), DEFAULT_LIKELIHOOD.get(name, "mse")
+
+
+def settings_column() -> tuple[dict, gr.Group, gr.Button, gr.Button, gr.Markdown]:
+    """The run's settings, named as the /train API names them."""
+    c = {}
+    with gr.Row():
+        start = gr.Button("Start", variant="primary", elem_id="start")
+        stop = gr.Button("Stop", variant="stop", elem_id="stop")
+    # Stop answers here, not in the run status: that belongs to the run, and its final
+    # "Stopped" may arrive before Stop's own reply does.
+    stop_note = gr.Markdown(elem_id="stop-note")
+    c["kind"] = gr.Radio(list(TRAINABLE), value="vae", label="Model", info="cvae: conditioned on the digit label")
+    c["arch"] = gr.Radio(list(ARCHS), value="mlp", label="Architecture")
+    c["dataset"] = gr.Dropdown([*DATASETS, ("your pictures (.zip)", UPLOAD)], value="mnist", label="Dataset",
+                               elem_id="dataset")
+    with gr.Group(visible=False) as upload_box:
+        c["zip_file"] = gr.File(label="A .zip of pictures; subfolders name the classes", file_types=[".zip"],
+                                type="filepath", elem_id="zip-upload")
+        with gr.Row():
+            c["height"] = limits.slider("image_side", "Height (px)", 28)
+            c["width"] = limits.slider("image_side", "Width (px)", 28)
+    c["latent"] = limits.slider("latent", "Latent size", 10)
+    c["hidden"] = limits.slider("hidden", "Hidden width", 200, step=8)
+    c["likelihood"] = gr.Radio(list(LIKELIHOODS), value="mse", label="Likelihood",
+                               info="mse as in the seed; bernoulli = BCE-sum")
+    c["beta"] = limits.number("beta", "β (KL weight)", 1.0)
+    c["kl_warmup"] = limits.number("kl_warmup", "KL warm-up (epochs)", 0)
+    c["epochs"] = limits.slider("epochs", "Epochs", 10, elem_id="epochs")
+    c["batch_size"] = limits.slider("batch_size", "Batch size", 128, elem_id="batch-size")
+    c["lr"] = limits.number("lr", "Learning rate", 1e-3)
+    c["seed"] = limits.seed()
+    return c, upload_box, start, stop, stop_note
+
+
+def run_column() -> tuple[list, gr.Button]:
+    """The run's status, progress, curves, pictures and download, in the order `outputs` returns them."""
+    status = gr.Markdown("No run yet: pick settings and press Start.", elem_id="run-status")
+    adopt = gr.Button("Use this run's model in my tabs", visible=False, elem_id="adopt")
+    progress = gr.HTML(elem_id="run-progress")
+    loss_plot = gr.LinePlot(plot_frame([], LOSS_SERIES), x="epoch", y="nats", color="series",
+                            title="Loss per image (nats)", elem_id="loss-plot", height=260)
+    parts_plot = gr.LinePlot(plot_frame([], PART_SERIES), x="epoch", y="nats", color="series",
+                             title="Reconstruction and KL terms", elem_id="parts-plot", height=260)
+    with gr.Row():
+        grid = grid_image("Samples (every epoch)", "train-grid")
+        recon = grid_image("Test digits (top) and reconstructions", "train-recon")
+    download = gr.File(label="Checkpoint folder (zip)", elem_id="download")
+    return [status, progress, loss_plot, parts_plot, grid, recon, download], adopt
+
+
+def build(page: Page) -> None:
+    tab = TrainTab(page.studio)
+    with gr.Tab("Train", id="train", elem_id="tab-train"):
+        with gr.Row():
+            with gr.Column(scale=1, min_width=280):
+                controls, upload_box, start, stop, stop_note = settings_column()
+            with gr.Column(scale=2):
+                shown, adopt = run_column()
+        # `seen` (per session) is what this page or API client already has of the run, so
+        # that an update (two PNGs among it) is never sent twice.
+        seen = gr.State(NOT_SEEN)
+        stream = gr.Button(visible=False)
+        timer = gr.Timer(UPDATE_EVERY_S)
+    inputs = [controls[name] for name in SETTINGS]
+    controls["dataset"].change(dataset_defaults, controls["dataset"], [upload_box, controls["likelihood"]],
+                               api_visibility="private", **FREE)
+    start.click(tab.start, inputs, stop_note, api_visibility="private", **FREE)
+    # /train streams the run to API clients; in the page only the timer draws it (see TrainTab.start).
+    stream.click(tab.train, inputs, [*shown, seen], api_name="train", **FREE)
+    stop.click(tab.stop, None, stop_note, api_name="stop", **FREE)
+    timer.tick(tab.poll, seen, [*shown, seen, page.models, adopt], api_visibility="private", **FREE)
+    adopt.click(tab.adopt, None, [page.models, adopt], api_name="adopt_run", **FREE)

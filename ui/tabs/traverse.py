@@ -1,0 +1,53 @@
+"""Latent traverse: one row per latent dimension, varied around a base code."""
+
+from __future__ import annotations
+
+import gradio as gr
+import numpy as np
+
+from vae_core import explore
+
+from .. import limits
+from ..components import digit_input, grid_image
+from ..handler import SAMPLING, active, gpu, picture, user_facing
+from ..page import Page
+from ..session import Studio
+
+
+class TraverseTab:
+    def __init__(self, studio: Studio):
+        self.studio = studio
+
+    @user_facing
+    def traverse(self, span: float = 3.0, steps: int = 11, seed: int = 0, base: str = "zero", image=None,
+                 request: gr.Request = None) -> np.ndarray:
+        """One row per latent dimension, varied over [−span, span] around the base code.
+
+        base: "zero" (the origin), "random" (a draw seeded by `seed`) or "image" (the code of `image`).
+        """
+        span, steps, seed = limits.check("span", span), limits.check("steps", steps), limits.check("seed", seed)
+        base = limits.check_choice("base", base, explore.BASES)
+        model = active(self.studio, request, "vae").model
+        code = None
+        if base == "random":
+            code = explore.random_code(model, seed)
+        elif base == "image":
+            code = explore.encode_mean(model, picture(image, model, "base digit"))
+        return explore.traverse_grid(model, span, steps, code)
+
+
+def build(page: Page) -> None:
+    tab = TraverseTab(page.studio)
+    with gr.Tab("Latent traverse", id="traverse", elem_id="tab-traverse"), gr.Row():
+        with gr.Column(scale=1):
+            span = limits.slider("span", "Span", 3.0, step=0.1)
+            steps = limits.slider("steps", "Steps", 11)
+            seed = limits.seed("Seed (for a random base)")
+            base = gr.Radio(list(explore.BASES), value="zero", label="Base code",
+                            info="image: the encoding of the digit below")
+            image = digit_input("Base digit", "traverse-image")
+            button = gr.Button("Traverse", variant="primary", elem_id="traverse-btn")
+        with gr.Column(scale=2):
+            gr.Markdown("One row per latent dimension, varied from −span to +span.")
+            out = grid_image("Traversal", "traverse-grid")
+    button.click(gpu(tab.traverse), [span, steps, seed, base, image], out, api_name="traverse", **SAMPLING)
