@@ -98,7 +98,7 @@ def pad_resize(grey: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     height, width = size
     picture = Image.fromarray(np.round(grey * 255).astype(np.uint8))
     fitted = ImageOps.pad(picture, (width, height), Image.LANCZOS, color=int(round(_background(grey) * 255)))
-    return np.asarray(fitted, dtype=np.uint8)
+    return np.array(fitted, dtype=np.uint8)  # a copy: torch wants a writable array
 
 
 def to_grey(im: Image.Image) -> np.ndarray:
