@@ -2,11 +2,16 @@
 
 Both train the example's model (784-400-20, Bernoulli, Adam 1e-3, batch 128) for one
 epoch of Fashion-MNIST. The example reads through torchvision's dataset and a
-DataLoader(ToTensor()); vae_core keeps the data as one tensor on the device.
-The two alternate `--repeats` times and medians are compared (this 2-core machine
-varies ±15 % from run to run). Prints one JSON line.
+DataLoader(ToTensor()), in its process's main thread as its script does; vae_core keeps
+the data as one tensor on the device and trains in its trainer thread, as the CLI does.
+Each contender runs in a fresh process of its own: a process that has already run the
+other (or anything with torch) would be slowed by the OpenMP thread team that work
+leaves behind. The two alternate `--repeats` times and medians are compared (this
+2-core machine varies ±15 % from run to run). The machine's own matmul throughput, at
+the model's largest layer, is measured the same way, so that the images/s can be read
+as a fraction of what the hardware can do. Prints one JSON line.
 
-    python bench/train_speed.py [--device cpu|cuda] [--data-root /usr/share/datasets/fashion-mnist]
+    python bench/train_speed.py [--device cpu|cuda] [--compile] [--data-root /usr/share/datasets/fashion-mnist]
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import gzip
 import json
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,7 +33,13 @@ from torch import nn
 
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.datasets import load_dataset
-from vae_core.train import Trainer
+from vae_core.train import Trainer, in_passing_thread
+
+# The example's layers (in, out): fc1, fc21, fc22, fc3, fc4.
+LAYERS = [(784, 400), (400, 20), (400, 20), (20, 400), (400, 784)]
+# Multiply-adds per image: forward in·out per layer; backward twice that (input and weight
+# gradients), except the first layer, whose input (the data) needs no gradient.
+MACS_PER_IMAGE = sum(3 * i * o for i, o in LAYERS) - LAYERS[0][0] * LAYERS[0][1]
 
 
 class ExampleVAE(nn.Module):
@@ -96,16 +109,62 @@ def run_example(root: Path, device: torch.device, seed: int) -> dict:
     return {"images_per_s": len(train.dataset) / seconds, "test_loss": test_loss / len(test.dataset)}
 
 
-def run_vae_core(data_root: Path, device: str, seed: int) -> dict:
-    data = load_dataset("fashion-mnist", data_root)
+def run_vae_core(data_root: Path, device: str, seed: int, compile: bool = False) -> dict:
+    data = in_passing_thread(load_dataset, "fashion-mnist", data_root)  # as the CLI does
     model = ModelConfig(hidden=400, latent=20, likelihood="bernoulli")
-    trainer = Trainer(model, TrainConfig(dataset="fashion-mnist", epochs=1, batch_size=128, lr=1e-3, seed=seed,
-                                         device=device), dataset=data).start()
-    epoch = next(e for e in trainer.events() if e["event"] in ("epoch", "error"))
-    trainer.join()
-    if epoch["event"] == "error":
-        raise SystemExit(epoch["message"])
-    return {"images_per_s": epoch["samples_per_s"], "test_loss": epoch["test_loss"]}
+    epochs = 2 if compile else 1  # compiled: the first epoch pays the compilation, the second is timed
+    trainer = Trainer(model, TrainConfig(dataset="fashion-mnist", epochs=epochs, batch_size=128, lr=1e-3, seed=seed,
+                                         device=device, compile=compile), dataset=data).start()
+    epochs_seen = [e for e in trainer.events() if e["event"] in ("epoch", "error")]
+    if epochs_seen[-1]["event"] == "error":
+        raise SystemExit(epochs_seen[-1]["message"])
+    return {"images_per_s": epochs_seen[-1]["samples_per_s"], "test_loss": epochs_seen[0]["test_loss"]}
+
+
+def matmul_gflops(device: torch.device) -> float:
+    """The best of five timings of the largest layer's forward matmul at batch 128, in a thread like training's."""
+    a, w = torch.randn(128, 784, device=device), torch.randn(784, 400, device=device)
+    reps = 200 if device.type == "cpu" else 5000
+
+    def best() -> float:
+        for _ in range(20):
+            a @ w
+        times = []
+        for _ in range(5):
+            _sync(device)
+            start = time.perf_counter()
+            for _ in range(reps):
+                a @ w
+            _sync(device)
+            times.append(time.perf_counter() - start)
+        return 2 * 128 * 784 * 400 * reps / min(times) / 1e9
+
+    return in_passing_thread(best)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def contender(args: argparse.Namespace) -> dict:
+    """One measurement in this (fresh) process."""
+    device = torch.device(args.device)
+    if args.contender == "peak":
+        return {"gflops": matmul_gflops(device)}
+    if args.contender == "example":
+        with tempfile.TemporaryDirectory() as tmp:
+            return run_example(torchvision_root(Path(args.data_root), Path(tmp)), device, args.seed)
+    return run_vae_core(Path(args.data_root), args.device, args.seed, compile=args.contender == "compiled")
+
+
+def fresh(args: argparse.Namespace, which: str) -> dict:
+    command = [sys.executable, __file__, "--contender", which, "--device", args.device, "--data-root", args.data_root,
+               "--seed", str(args.seed)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"{which} failed: {done.stderr.strip()[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def torchvision_root(flat: Path, tmp: Path) -> Path:
@@ -124,18 +183,23 @@ def main() -> None:
     parser.add_argument("--data-root", default="/usr/share/datasets/fashion-mnist")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--compile", action="store_true", help="also time vae_core with --compile")
+    parser.add_argument("--contender", choices=("example", "vae_core", "compiled", "peak"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.contender:
+        print(json.dumps(contender(args)))
+        return
+    names = ["example", "vae_core"] + (["compiled"] if args.compile else [])
+    runs = {name: [] for name in names}
+    for _ in range(args.repeats):
+        for name in names:
+            runs[name].append(fresh(args, name))
+    peak = max(fresh(args, "peak")["gflops"] for _ in range(2))
+    median = {name: {key: statistics.median(r[key] for r in rs) for key in ("images_per_s", "test_loss")}
+              for name, rs in runs.items()}
+    example, ours = median["example"], median["vae_core"]
     device = torch.device(args.device)
-    examples, ourses = [], []
-    with tempfile.TemporaryDirectory() as tmp:
-        root = torchvision_root(Path(args.data_root), Path(tmp))
-        for _ in range(args.repeats):
-            examples.append(run_example(root, device, args.seed))
-            ourses.append(run_vae_core(Path(args.data_root), args.device, args.seed))
-    example, ours = (
-        {key: statistics.median(run[key] for run in runs) for key in ("images_per_s", "test_loss")}
-        for runs in (examples, ourses))
-    print(json.dumps({
+    result = {
         "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu x{torch.get_num_threads()}",
         "example_images_per_s": round(example["images_per_s"]),
         "vae_core_images_per_s": round(ours["images_per_s"]),
@@ -143,9 +207,17 @@ def main() -> None:
         "example_test_loss": round(example["test_loss"], 2),
         "vae_core_test_loss": round(ours["test_loss"], 2),
         "test_loss_diff_pct": round(100 * (ours["test_loss"] / example["test_loss"] - 1), 2),
-        "example_runs": [round(r["images_per_s"]) for r in examples],
-        "vae_core_runs": [round(r["images_per_s"]) for r in ourses],
-    }))
+        "matmul_peak_gflops": round(peak, 1),
+        "vae_core_gflops": round(ours["images_per_s"] * 2 * MACS_PER_IMAGE / 1e9, 1),
+        "vae_core_fraction_of_peak": round(ours["images_per_s"] * 2 * MACS_PER_IMAGE / 1e9 / peak, 3),
+        "peak_images_per_s": round(peak * 1e9 / (2 * MACS_PER_IMAGE)),
+        "example_runs": [round(r["images_per_s"]) for r in runs["example"]],
+        "vae_core_runs": [round(r["images_per_s"]) for r in runs["vae_core"]],
+    }
+    if args.compile:
+        result["compiled_images_per_s"] = round(median["compiled"]["images_per_s"])
+        result["compiled_speedup"] = round(median["compiled"]["images_per_s"] / example["images_per_s"], 2)
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

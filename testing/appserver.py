@@ -37,7 +37,7 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"app.py exited with {self.process.returncode}: {log_path.read_text()[-2000:]}")
             try:
-                urllib.request.urlopen(self.url, timeout=2)
+                urllib.request.urlopen(f"{self.url}/config", timeout=2)
                 self.ready_s = time.monotonic() - started
                 return
             except OSError:

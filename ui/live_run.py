@@ -69,6 +69,7 @@ class LiveRun:
         self.version = 0
         self.pictures = 0
         self.first_epoch, self.epochs = 1, 1
+        self.device = ""
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
         self._ended = threading.Event()
@@ -132,6 +133,7 @@ class LiveRun:
             self.note = event["dataset_note"]
         elif kind == "start":
             self.first_epoch, self.epochs = event["first_epoch"], event["epochs"]
+            self.device = event["device"]
             self.status = f"Training on {event['device']} · {event['n_train']:,} images · " \
                           f"{event['parameters']:,} parameters"
         elif kind == "step":
@@ -171,7 +173,7 @@ class LiveRun:
     def _progress_html(self) -> str:
         pct = 100 * min(max(self.fraction, 0.0), 1.0)
         epoch = min(self.epochs, self.first_epoch + int(self.fraction * (self.epochs - self.first_epoch + 1)))
-        parts = [f"epoch {epoch}/{self.epochs}"]
+        parts = [f"epoch {epoch}/{self.epochs}"] + ([self.device] if self.device else [])
         if self.speed:
             parts.append(f"{self.speed:,.0f} images/s")
         elapsed = time.monotonic() - self.started

@@ -23,7 +23,7 @@ from vae_core.config import ModelConfig, TrainConfig
 from vae_core.datasets import ZIP_PREFIX, Dataset, load_dataset, load_image_zip
 from vae_core.explore import epoch_pictures
 from vae_core.models import Model
-from vae_core.train import Trainer
+from vae_core.train import ProcessTrainer, process
 
 from .live_run import LiveRun
 from .settings import Settings
@@ -113,6 +113,7 @@ class Studio:
     def open(cls, settings: Settings) -> Studio:
         pretrained = {role: open_checkpoint(settings.weights_dir / folder, f"weights/{folder}")
                       for role, folder in PRETRAINED.items()}
+        process.warm()  # the first run's worker imports PyTorch now, not when someone presses Start
         return cls(settings, pretrained)
 
     # -- each session's models ------------------------------------------------------------
@@ -172,8 +173,9 @@ class Studio:
             # unique even for two runs started within one second (one that failed at once, say)
             run_dir = self.settings.runs_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{model.kind}-{uuid.uuid4().hex[:6]}"
             data = dataset or self._datasets.get(train.dataset)
-            trainer = Trainer(model, replace(train, out=str(run_dir)), data,
-                              on_epoch=functools.partial(epoch_pictures, seed=train.seed))
+            # in a process of its own: see vae_core/train/process.py for why
+            trainer = ProcessTrainer(model, replace(train, out=str(run_dir)), data,
+                                     on_epoch=functools.partial(epoch_pictures, seed=train.seed))
             self.run = LiveRun(trainer, model.kind, run_dir, session, self._finished)
             self.run.start()
             return self.run, True

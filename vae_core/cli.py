@@ -33,7 +33,7 @@ from .datasets import DATASETS, DEFAULT_LIKELIHOOD, FOLDER_PREFIX, DataError, lo
 from .images import png_bytes, to_grid
 from .models import LabelConditioned, PriorSampler
 from .models.structured import parse_given
-from .train import DDP_NEEDS_TORCHRUN, Trainer, resolve_device, to_json
+from .train import DDP_NEEDS_TORCHRUN, Trainer, in_passing_thread, resolve_device, to_json
 
 USAGE_ERROR = 2
 
@@ -129,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", help="checkpoint folder to continue from (its model settings win)")
     train.add_argument("--out", required=True, help="checkpoint folder to write after every epoch")
     train.add_argument("--json", action="store_true", help="print one JSON event a line on stdout")
+    train.add_argument("--compile", action="store_true",
+                       help="torch.compile the training step (CUDA graphs on a GPU); compiling takes tens of seconds")
     train.add_argument("--ddp", action="store_true",
                        help="under torchrun: DistributedDataParallel (gloo on CPU, nccl on CUDA); "
                             "--batch-size is the global batch, split over the processes")
@@ -183,15 +185,17 @@ def _train(args: argparse.Namespace) -> int:
         dataset=args.dataset, data_root=args.data_root, image_size=args.image_size, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr,
         seed=args.seed, device=args.device, kl_warmup=args.kl_warmup, out=args.out, resume=args.resume, ddp=args.ddp,
+        compile=args.compile,
         init_from=args.init_from,
     )
     if args.ddp and "RANK" not in os.environ:
         raise UsageError(DDP_NEEDS_TORCHRUN)
     for given in (args.resume, args.init_from):
-        if given:
-            load_checkpoint(given)  # a bad --resume or --init-from is a usage error, found before any work starts
-    # Loaded here, not in the trainer thread, so a missing dataset is a usage error too.
-    data = load_dataset(args.dataset, args.data_root, args.image_size)
+        if given:  # a bad --resume or --init-from is a usage error, found before any work starts
+            in_passing_thread(load_checkpoint, given)
+    # Loaded here, not in the trainer thread, so a missing dataset is a usage error too; in a thread
+    # that ends, so that the main thread keeps no OpenMP team to slow the trainer's (train/threads.py).
+    data = in_passing_thread(load_dataset, args.dataset, args.data_root, args.image_size)
     if not args.resume:  # checks the model against the data (a CVAE needs classes) before any work
         model_config = data.fit(model_config)
     if args.ddp:

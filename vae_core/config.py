@@ -156,6 +156,9 @@ class TrainConfig:
     resume: str | None = None
     init_from: str | None = None
     ddp: bool = False
+    # torch.compile the loss step (on CUDA in "reduce-overhead" mode, i.e. CUDA graphs): for a
+    # launch-bound step on a GPU. Off by default: compiling takes tens of seconds.
+    compile: bool = False
 
     def __post_init__(self) -> None:
         problems = []

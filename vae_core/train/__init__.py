@@ -1,9 +1,12 @@
-"""Training: the loop (a background thread), its events, data-parallel runs, device choice."""
+"""Training: the loop (a background thread), its events, a run in a process of its own, DDP, device choice."""
 
 from ..config import TrainConfig
 from .device import resolve_device
 from .distributed import DDP_NEEDS_TORCHRUN
 from .events import FINAL_EVENTS, is_final, to_json
 from .loop import Trainer
+from .process import ProcessTrainer
+from .threads import in_passing_thread
 
-__all__ = ["DDP_NEEDS_TORCHRUN", "FINAL_EVENTS", "TrainConfig", "Trainer", "is_final", "resolve_device", "to_json"]
+__all__ = ["DDP_NEEDS_TORCHRUN", "FINAL_EVENTS", "ProcessTrainer", "TrainConfig", "Trainer", "in_passing_thread",
+           "is_final", "resolve_device", "to_json"]

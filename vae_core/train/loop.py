@@ -96,6 +96,8 @@ class Trainer:
             device = self.ddp.join(resolve_device(self.config.device))
             model, optimizer, first_epoch, past = self._prepare(data, device)
             step_model = self.ddp.wrap(model, device)
+            if self.config.compile:
+                step_model = torch.compile(step_model, mode="reduce-overhead" if device.type == "cuda" else "default")
             last_saved = first_epoch - 1 if self.config.resume else None
             train_x, train_y = data.tensors("train", device)
             test_x, test_y = data.tensors("test", device)

@@ -1,0 +1,133 @@
+"""A run hosted in a process of its own: the same Trainer thread, with nothing else in its process.
+
+PyTorch's CPU wheels use GNU OpenMP, which keeps a team of worker threads for every
+live thread that has run a parallel region. A server's request threads that sample
+from models, or a main thread that loaded data, each keep such a team, and on a small
+CPU those idle teams slow every parallel op of the training thread (measured: see
+README, "Training speed"). In a process of its own, the training thread is the only
+one that ever opens a parallel region.
+
+`ProcessTrainer` keeps the `Trainer` interface the app uses (start, stop, join,
+subscribe, events, dataset, config) and relays the child's events into an `EventHub`.
+The child is `python -m vae_core.train.worker`: it imports PyTorch and vae_core only
+(not the app), and a spare one is started ahead of time (`warm`), so a run does not
+wait for the import. Parent and child talk through the child's stdin and stdout in
+pickle frames: the job and "stop" down, events up. Only our own two processes write
+those pipes; nothing from a user is unpickled.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import queue
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..config import ModelConfig, TrainConfig
+from ..datasets import Dataset
+from .events import ERROR, STOPPED, EventHub, is_final
+
+STOP = "stop"
+_HOME = str(Path(__file__).resolve().parents[2])  # the folder holding vae_core, for a child started from anywhere
+_spare: subprocess.Popen | None = None
+_spare_lock = threading.Lock()
+
+
+def warm() -> None:
+    """Start a spare worker process now (it imports PyTorch while nobody waits for it)."""
+    global _spare
+    with _spare_lock:
+        if _spare is None or _spare.poll() is not None:
+            path = os.pathsep.join(p for p in (_HOME, os.environ.get("PYTHONPATH")) if p)
+            _spare = subprocess.Popen([sys.executable, "-m", "vae_core.train.worker"], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": path})
+
+
+def _take_spare() -> subprocess.Popen:
+    global _spare
+    warm()
+    with _spare_lock:
+        taken, _spare = _spare, None
+    return taken
+
+
+class ProcessTrainer:
+    """A Trainer whose loop runs in a worker process; events arrive here as if it were local."""
+
+    def __init__(self, model_config: ModelConfig, train_config: TrainConfig, dataset: Dataset | None = None,
+                 on_epoch=None):
+        self.model_config, self.config, self.dataset, self.on_epoch = model_config, train_config, dataset, on_epoch
+        self.hub = EventHub()
+        self._relay = threading.Thread(target=self._follow, name="vae-run-relay", daemon=True)
+        self._child: subprocess.Popen | None = None
+        self._saved: str | None = None  # the checkpoint folder, once an epoch has been written to it
+        self._lock = threading.Lock()
+        self._begun = False  # the child has started training (its "start" event arrived)
+        self._ended = False  # a final event has been published
+
+    def start(self) -> ProcessTrainer:
+        self._child = _take_spare()
+        self._send((self.model_config, self.config, self.dataset, self.on_epoch))
+        self._relay.start()
+        threading.Thread(target=warm, name="vae-run-warm", daemon=True).start()  # the next run's spare
+        return self
+
+    def _send(self, message) -> None:
+        try:
+            pickle.dump(message, self._child.stdin)
+            self._child.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass  # the child is gone; the relay reports how it ended
+
+    def stop(self) -> None:
+        """Ask the child to stop; a run whose child has not begun yet ends here and now."""
+        if self._child is not None:
+            self._send(STOP)
+        with self._lock:
+            begun = self._begun
+        if not begun:
+            self._publish({"event": STOPPED, "epoch": 0, "checkpoint": None,
+                           "message": "No epoch had finished, so there is no checkpoint from this run."})
+
+    def join(self, timeout: float | None = None) -> bool:
+        self._relay.join(timeout)
+        return not self._relay.is_alive()
+
+    def subscribe(self, maxsize: int = 10_000) -> queue.Queue:
+        return self.hub.subscribe(maxsize)
+
+    def events(self, timeout: float | None = None) -> Iterator[dict]:
+        yield from self.hub.follow(timeout)
+        self.join()
+
+    def _publish(self, event: dict) -> bool:
+        """Publish unless the run has already ended; True once it has."""
+        with self._lock:
+            if self._ended:
+                return True
+            self._begun = self._begun or event["event"] == "start"
+            self._ended = is_final(event)
+            self.hub.publish(event)
+            return self._ended
+
+    def _follow(self) -> None:
+        """Relay the child's events; a child that dies without a final event is reported as one."""
+        while True:
+            try:
+                event = pickle.load(self._child.stdout)
+            except (EOFError, OSError, pickle.UnpicklingError):
+                kept = "its last checkpoint is complete" if self._saved else "no epoch had finished"
+                event = {"event": ERROR, "kind": "process", "checkpoint": self._saved,
+                         "message": f"the training process ended unexpectedly (exit code {self._child.wait()}); "
+                                    f"{kept}"}
+            if event["event"] == "epoch" and self.config.out:
+                self._saved = self.config.out
+            if self._publish(event):
+                break
+        self._child.stdin.close()
+        self._child.wait()
+        self.hub.close()

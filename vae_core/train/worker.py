@@ -1,0 +1,52 @@
+"""The worker process of `ProcessTrainer`: `python -m vae_core.train.worker`, fed and read through pipes.
+
+It imports PyTorch at once (while it is a spare), then waits on stdin for one job,
+trains it in a `Trainer` thread and writes every event to stdout as a pickle frame. A
+"stop" on stdin stops the run. Whatever else would print goes to stderr, so stdout
+carries frames only.
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+import threading
+
+import torch  # noqa: F401 - imported while the worker is spare, before any job arrives
+
+from .events import is_final
+from .loop import Trainer
+from .process import STOP
+
+
+def main() -> None:
+    channel, sys.stdout = sys.stdout.buffer, sys.stderr  # frames only on the real stdout
+    commands = sys.stdin.buffer
+    try:
+        model_config, train_config, dataset, on_epoch = pickle.load(commands)
+    except EOFError:
+        return  # a spare never used: the server stopped
+    trainer = Trainer(model_config, train_config, dataset, on_epoch)
+    events = trainer.subscribe()
+
+    def obey() -> None:
+        try:
+            while pickle.load(commands) != STOP:
+                pass
+        except EOFError:
+            pass  # the server is gone: stop too
+        trainer.stop()
+
+    threading.Thread(target=obey, daemon=True).start()
+    trainer.start()
+    while True:
+        event = events.get()
+        pickle.dump(event, channel)
+        channel.flush()
+        if is_final(event):
+            break
+    trainer.join()
+
+
+if __name__ == "__main__":
+    main()
