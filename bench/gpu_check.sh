@@ -20,7 +20,7 @@ started=$(date +%s)
 tests="null"
 bench="null"
 if [ "$part" != "bench" ]; then
-  python3 -m pytest -q -m gpu tests/test_gpu.py -p no:cacheprovider -o addopts="" >"$log" 2>&1
+  python3 -m pytest -q -m gpu tests/test_gpu.py -p no:cacheprovider -o addopts="" -rs >"$log" 2>&1
   tests=$(python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$(grep -E '(passed|failed|skipped|error)' "$log" | tail -1)")
 fi
 if [ "$part" != "tests" ]; then
