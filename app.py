@@ -61,7 +61,9 @@ def main() -> None:
     if args.share and not share:
         print("Share link unavailable: Gradio's share server cannot be reached (no network); serving locally only.",
               flush=True)
-    demo.launch(server_name=settings.server_name, server_port=settings.server_port, share=share, show_error=True,
+    # show_error=False: our own messages are gr.Error and always reach the client; any other
+    # exception's text (paths, object reprs) stays in the server's log
+    demo.launch(server_name=settings.server_name, server_port=settings.server_port, share=share, show_error=False,
                 css=CSS, max_file_size="200mb", prevent_thread_lock=True, quiet=True)
     print(f"VAE Studio is running on {demo.local_url}", flush=True)
     if share:

@@ -130,3 +130,33 @@ def test_structured_cvae_trains_evaluates_and_refuses_to_sample(tmp_path):
     assert refused.returncode == 2 and "completes given quadrants" in refused.stderr
     missing = cli("train", "--kind", "scvae", "--init-from", tmp_path / "none", "--out", tmp_path / "v")
     assert missing.returncode == 2 and "no checkpoint folder" in missing.stderr
+
+
+def test_an_output_that_is_not_our_checkpoint_is_never_touched(tmp_path):
+    """--out on a folder of the user's files, or on a file, is refused before any training; nothing changes."""
+    folder = tmp_path / "thesis"
+    folder.mkdir()
+    (folder / "chapter1.tex").write_text("months of work")
+    result = cli("train", "--epochs", "1", "--out", folder)
+    assert result.returncode == 2 and "other files in it" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert (folder / "chapter1.tex").read_text() == "months of work" and len(list(folder.iterdir())) == 1
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me")
+    result = cli("train", "--epochs", "1", "--out", notes)
+    assert result.returncode == 2 and "not a checkpoint folder" in result.stderr
+    assert notes.read_text() == "keep me" and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "thesis"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert cli("train", "--epochs", "1", "--out", empty).returncode == 0  # empty and new folders are fine
+
+
+def test_bad_sample_targets_are_refused_before_sampling(trained, tmp_path):
+    out, _ = trained
+    missing = tmp_path / "missing" / "s.npy"
+    for args, says in [(["--png", tmp_path], "is a folder"), (["--npy", missing], "cannot write")]:
+        result = cli("sample", out, "--digit", "1", *args)
+        assert result.returncode == 2 and says in result.stderr and "Traceback" not in result.stderr
+    for args, says in [(["--seed", str(2**70)], "--seed"), (["--temperature", "1e30"], "--temperature")]:
+        result = cli("sample", out, "--digit", "1", "--npy", tmp_path / "s.npy", *args)
+        assert result.returncode == 2 and says in result.stderr and "Traceback" not in result.stderr

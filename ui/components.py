@@ -13,7 +13,7 @@ import math
 import gradio as gr
 from PIL import Image as PILImage
 
-from .handler import sketch_to_image
+from .handler import sketch_to_image, uploaded
 
 
 def _check_number(label: str | None, payload):
@@ -42,6 +42,8 @@ class DigitImage(gr.Image):
         return "image"  # the browser draws it with Gradio's own image component
 
     def preprocess(self, payload):
+        if payload is not None:  # before Gradio opens anything: only this server's uploads
+            uploaded(payload.get("path") if isinstance(payload, dict) else getattr(payload, "path", None))
         try:
             return super().preprocess(payload)
         except (OSError, ValueError, SyntaxError, PILImage.DecompressionBombError):

@@ -9,9 +9,11 @@ from __future__ import annotations
 import functools
 import logging
 import os
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
+from gradio.utils import get_upload_folder
 
 from vae_core.checkpoint import CheckpointError
 from vae_core.datasets import DataError
@@ -71,11 +73,31 @@ def active(studio: Studio, request: gr.Request | None, role: str) -> ActiveModel
     return studio.active(session, role)
 
 
+NOT_AN_UPLOAD = "That file is not an upload to this server: upload it through the page or gradio_client's handle_file."
+
+
+def uploaded(path) -> str:
+    """The path of a file a client uploaded: it must lie inside Gradio's upload folder, links resolved.
+
+    Every file input goes through here before anything opens it. A payload naming any other
+    path (a raw API call can) is refused with one sentence, the same whether or not that
+    file exists, so an answer never tells what the server holds.
+    """
+    folder = Path(get_upload_folder()).resolve()
+    try:
+        real = Path(str(path)).resolve(strict=True)
+    except (OSError, RuntimeError, ValueError):
+        raise gr.Error(NOT_AN_UPLOAD) from None
+    if not real.is_relative_to(folder) or not real.is_file():
+        raise gr.Error(NOT_AN_UPLOAD)
+    return str(real)
+
+
 def picture(path, model: Model, label: str = "image"):
     """The uploaded or drawn picture as `model`'s training pictures were prepared."""
     if not path:
         raise gr.Error(f"Upload or draw a picture first ({label} is empty)")
-    return prepare_upload(str(path), model.config)
+    return prepare_upload(uploaded(path), model.config)
 
 
 @user_facing

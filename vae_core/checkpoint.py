@@ -42,9 +42,39 @@ class Checkpoint:
     optimizer_state: dict | None = field(default=None, repr=False)
 
 
+def check_output(path: str | os.PathLike) -> Path:
+    """Refuse, before any work, an output path that holds anything but a checkpoint we wrote.
+
+    Writing a checkpoint replaces the folder whole, so an existing folder must be empty
+    or one of ours (its config.json says so); a file, or a folder of anything else, is
+    the user's, and is never touched. The parent folder must be creatable.
+    """
+    path = Path(path)
+    _recover_interrupted_swap(path)
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        raise CheckpointError(f"{path.name!r} exists and is not a checkpoint folder; choose another --out "
+                              "(VAE Studio never replaces a file it did not write)")
+    if path.is_dir() and any(path.iterdir()) and not _is_ours(path):
+        raise CheckpointError(f"{path.name!r} is a folder with other files in it; choose an empty or new --out "
+                              "(VAE Studio replaces only checkpoint folders it wrote)")
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise CheckpointError(f"cannot create {path.name!r}: {parent.name or parent} is not a writable folder")
+    return path
+
+
+def _is_ours(path: Path) -> bool:
+    try:
+        return json.loads((path / CONFIG).read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def save_checkpoint(path: str | os.PathLike, model: Model, optimizer: torch.optim.Optimizer | None, info: dict) -> Path:
     """Write the checkpoint folder atomically; `info` goes into config.json beside the model config."""
-    path = Path(path)
+    path = check_output(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a writer that was killed
         shutil.rmtree(stale, ignore_errors=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import CheckpointError, load_checkpoint
+from .checkpoint import CheckpointError, check_output, load_checkpoint
 from .config import (
     ARCHS,
     DEVICES,
@@ -92,6 +92,16 @@ def _image_size(text: str) -> tuple[int, int]:
     return (sides[0], sides[-1])
 
 
+def _new_file(text: str) -> Path:
+    """An output file: refused at once if it is a folder or its folder cannot be written."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder; give a file name")
+    if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
+        raise argparse.ArgumentTypeError(f"cannot write {text!r}: its folder does not exist or is not writable")
+    return path
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m vae_core", description="Train, evaluate and sample VAEs.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -151,8 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--digit", type=int, help="class to draw (required for a CVAE)")
     sample.add_argument("--temperature", type=_limited("temperature"), default=1.0)
     sample.add_argument("--seed", type=_limited("seed"), default=0)
-    sample.add_argument("--png")
-    sample.add_argument("--npy")
+    sample.add_argument("--png", type=_new_file)
+    sample.add_argument("--npy", type=_new_file)
     return parser
 
 
@@ -190,6 +200,7 @@ def _train(args: argparse.Namespace) -> int:
     )
     if args.ddp and "RANK" not in os.environ:
         raise UsageError(DDP_NEEDS_TORCHRUN)
+    check_output(args.out)  # before any work: never replace what is not a checkpoint of ours
     for given in (args.resume, args.init_from):
         if given:  # a bad --resume or --init-from is a usage error, found before any work starts
             in_passing_thread(load_checkpoint, given)
@@ -304,8 +315,9 @@ def _sample(args: argparse.Namespace) -> int:
     labels = None if args.digit is None else torch.full((args.n,), args.digit)
     images = model.sample(args.n, labels, args.temperature, generator)
     if args.png:
-        Path(args.png).write_bytes(png_bytes(to_grid(images)))
+        args.png.write_bytes(png_bytes(to_grid(images)))
     if args.npy:
-        np.save(args.npy, images[:, 0].numpy().astype(np.float32))
-    print(f"wrote {args.n} samples to {' and '.join(p for p in (args.png, args.npy) if p)}", file=sys.stderr)
+        with open(args.npy, "wb") as f:  # exactly this name: np.save would add .npy to any other
+            np.save(f, images[:, 0].numpy().astype(np.float32))
+    print(f"wrote {args.n} samples to {' and '.join(str(p) for p in (args.png, args.npy) if p)}", file=sys.stderr)
     return 0

@@ -16,7 +16,7 @@ from vae_core.datasets import DATASETS, DEFAULT_LIKELIHOOD, Dataset
 
 from .. import limits
 from ..components import grid_image
-from ..handler import FREE, session_of, user_facing
+from ..handler import FREE, session_of, uploaded, user_facing
 from ..live_run import LOSS_SERIES, PART_SERIES, LiveRun, Snapshot, plot_frame
 from ..page import Page
 from ..session import Studio
@@ -88,7 +88,7 @@ class TrainTab:
     def _read_upload(self, zip_file, size: tuple[int, int], kind: str) -> Dataset:
         if not zip_file:
             raise gr.Error("Upload a .zip of pictures first (or pick another dataset)")
-        path = str(zip_file)
+        path = uploaded(zip_file)
         data = self.studio.read_upload(path, size, filename=path.replace("\\", "/").rsplit("/", 1)[-1])
         if kind == "cvae" and data.n_classes < 2:
             raise gr.Error("These pictures have no class subfolders, so only the VAE can train on them: choose "
