@@ -128,3 +128,37 @@ def test_saving_over_a_checkpoint_replaces_it_whole(checkpoint):
     assert loaded.model.config.latent == 3 and loaded.info["epochs_trained"] == 5
     assert not (checkpoint / "optimizer.safetensors").exists()  # nothing of the old one lingers
     assert sorted(p.name for p in checkpoint.parent.iterdir()) == ["ck"]
+
+
+def test_a_config_that_lies_about_its_sizes_is_refused_before_anything_is_allocated(checkpoint, tmp_path):
+    """hidden 8192 and 256×256 pictures would be gigabytes of weights; the file holds a few hundred kB."""
+    import resource
+    import subprocess
+    import sys
+
+    config = json.loads((checkpoint / "config.json").read_text())
+    config["model"].update(hidden=8192, latent=64, image_shape=[1, 256, 256])
+    (checkpoint / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="does not match its config.json"):
+        load_checkpoint(checkpoint)
+
+    def room_for_torch_alone():  # an honest evaluate runs in 4.5 GB of address space; the lie needs 4.3 GB more
+        resource.setrlimit(resource.RLIMIT_AS, (4_500_000_000, 4_500_000_000))
+
+    result = subprocess.run([sys.executable, "-m", "vae_core", "evaluate", str(checkpoint)], capture_output=True,
+                            text=True, preexec_fn=room_for_torch_alone, timeout=120)
+    assert result.returncode == 2 and "does not match its config.json" in result.stderr, result.stderr
+    for field, value in [("hidden", "200"), ("image_shape", [1, 100_000, 100_000]), ("n_classes", 10**9)]:
+        config["model"] = {**json.loads(json.dumps(config["model"])), "hidden": 200, "latent": 10,
+                           "image_shape": [1, 28, 28], field: value}
+        (checkpoint / "config.json").write_text(json.dumps(config))
+        with pytest.raises(CheckpointError, match="does not describe a model"):
+            load_checkpoint(checkpoint)
+
+
+def test_idx_files_that_disagree_are_refused_before_training(tmp_path, subset):
+    folder = tmp_path / "idx"
+    idx_folder(folder, subset, gz=False)
+    write_idx(folder / "train-labels-idx1-ubyte", subset.train_labels[:100].astype(np.uint8), gz=False)
+    with pytest.raises(DataError, match="must match"):
+        load_dataset("mnist", folder)

@@ -87,9 +87,11 @@ def test_cli_trains_a_cvae_on_a_folder_at_its_own_size(picture_folder, tmp_path)
     npy = tmp_path / "s.npy"
     assert cli("sample", out, "--digit", "2", "--n", "5", "--npy", npy).returncode == 0
     assert np.load(npy).shape == (5, 28, 20)
-    evaluated = cli("evaluate", out, "--iwae-k", "5", "--json")
+    evaluated = cli("evaluate", out, "--iwae-k", "5", "--json", "--dataset", f"folder:{picture_folder}")
     assert evaluated.returncode == 0, evaluated.stderr
     assert np.isfinite(json.loads(evaluated.stdout)["iwae_nll"])
+    unnamed = cli("evaluate", out, "--iwae-k", "5")  # config.json alone never picks a folder to read
+    assert unnamed.returncode == 2 and "name them with --dataset folder:PATH" in unnamed.stderr
 
 
 def test_conv_trains_on_32x32(picture_folder, tmp_path):

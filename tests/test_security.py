@@ -13,7 +13,8 @@ def test_a_payload_naming_a_server_file_is_refused_the_same_whether_or_not_it_ex
     answers = {}
     for path in (str(secret), str(tmp_path / "nothing-here.png"), "weights/README.md", "../../etc/passwd"):
         for endpoint, data in [("reconstruct", [{"path": path}]),
-                               ("traverse", [3.0, 11, 0, "image", {"path": path, "meta": {"_type": "gradio.FileData"}}]),
+                               ("traverse", [3.0, 11, 0, "image",
+                                             {"path": path, "meta": {"_type": "gradio.FileData"}}]),
                                ("train", ["vae", "upload", 1, 10, 128, 1e-3, "mlp", 200, "mse", 1.0, 0, 0,
                                           {"path": path}, 28, 28])]:
             kind, message = call(server.url, endpoint, data)
@@ -24,3 +25,96 @@ def test_a_payload_naming_a_server_file_is_refused_the_same_whether_or_not_it_ex
     assert NOT_AN_UPLOAD in answers["reconstruct"].pop()  # the image inputs' own check
     for said in answers.values():  # Gradio's refusals (a File payload without its marker): generic
         assert not any(str(tmp_path) in m or "/work" in m or "Cannot move" in m or "passwd" in m for m in said)
+
+
+def blank_png(side: int) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    Image.new("L", (side, side), 255).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_a_small_zip_of_huge_pictures_is_refused_from_headers(client, tmp_path):
+    """30 blank 3,000×3,000 PNGs are 270 megapixels decoded but under 1 MB zipped."""
+    import zipfile
+
+    import pytest
+    from gradio_client import handle_file
+
+    from vae_core.datasets import DataError, load_image_zip
+
+    bomb = tmp_path / "pixels.zip"
+    picture = blank_png(3000)
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        for i in range(30):
+            archive.writestr(f"a/{i}.png", picture)
+    assert bomb.stat().st_size < 1_000_000
+    with pytest.raises(DataError, match="megapixels"):
+        load_image_zip(bomb)
+    with pytest.raises(Exception, match="megapixels"):
+        client.predict(kind="vae", dataset="upload", epochs=1, zip_file=handle_file(bomb), api_name="/train")
+    assert client.predict(api_name="/stop") == "No run is in progress."  # refused before any run began
+
+
+def test_an_encrypted_zip_gets_one_plain_sentence(tmp_path):
+    import zipfile
+
+    import pytest
+
+    from vae_core.datasets import DataError, load_image_zip
+
+    locked = tmp_path / "locked.zip"
+    with zipfile.ZipFile(locked, "w") as archive:
+        for i in range(3):
+            archive.writestr(f"a/{i}.png", blank_png(28))
+    raw = bytearray(locked.read_bytes())  # set the "encrypted" bit, as a zip made with a password has it
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = raw.find(signature)
+        while at >= 0:
+            raw[at + offset] |= 0x1
+            at = raw.find(signature, at + 4)
+    locked.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match="encrypted; zip the pictures without a password"):
+        load_image_zip(locked)
+
+
+def test_a_phone_photo_is_seen_upright_and_a_thin_strip_is_refused(tmp_path, subset):
+    import pytest
+
+    from vae_core.images import ImageError, load_digit
+
+    upright = Image.fromarray(255 - subset.test_images[3, 0]).resize((112, 112))
+    upright.save(tmp_path / "upright.png")
+    stored = upright.rotate(90, expand=True)  # a camera's raw pixels, turned; EXIF says how to show them
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    stored.save(tmp_path / "phone.png", exif=exif)
+    seen, expected = load_digit(str(tmp_path / "phone.png")), load_digit(str(tmp_path / "upright.png"))
+    assert (seen - expected).abs().max() < 1e-6
+    assert (load_digit(str(tmp_path / "upright.png")) - expected).abs().max() < 1e-6
+    Image.new("L", (5, 300), 0).save(tmp_path / "strip.png")
+    with pytest.raises(ImageError, match="too thin"):
+        load_digit(str(tmp_path / "strip.png"))
+
+
+def test_two_uploads_with_the_same_name_are_two_datasets(tmp_path, subset):
+    import zipfile
+
+    from ui.session import Studio
+    from ui.settings import Settings
+
+    studio = Studio(Settings(runs_dir=tmp_path / "runs"), pretrained={})
+    names = []
+    for n_classes in (2, 3):
+        archive = tmp_path / f"set{n_classes}" / "digits.zip"
+        archive.parent.mkdir()
+        with zipfile.ZipFile(archive, "w") as z:
+            for digit in range(n_classes):
+                for i in range(4):
+                    path = tmp_path / "p.png"
+                    Image.fromarray(subset.train_images[digit * 450 + i, 0]).save(path)
+                    z.write(path, f"{digit}/{i}.png")
+        names.append(studio.read_upload(str(archive), (28, 28), "digits.zip"))
+    assert names[0].name != names[1].name and (names[0].n_classes, names[1].n_classes) == (2, 3)
+    assert all(data.name.startswith("zip:digits.zip") for data in names)

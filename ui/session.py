@@ -11,6 +11,7 @@ back is told once that its models were dropped, and is on the pretrained ones ag
 from __future__ import annotations
 
 import functools
+import hashlib
 import threading
 import time
 import uuid
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from vae_core.checkpoint import load_checkpoint
 from vae_core.config import ModelConfig, TrainConfig
-from vae_core.datasets import ZIP_PREFIX, Dataset, load_dataset, load_image_zip
+from vae_core.datasets import ZIP_PREFIX, DataError, Dataset, load_dataset, load_image_zip
 from vae_core.explore import epoch_pictures
 from vae_core.models import Model
 from vae_core.train import ProcessTrainer, process
@@ -107,6 +108,7 @@ class Studio:
         self.sessions = SessionModels(settings.max_sessions)
         self.run: LiveRun | None = None
         self._lock = threading.Lock()
+        self._reading = threading.Lock()
         self._datasets: dict[str, Dataset] = {}
 
     @classmethod
@@ -151,8 +153,20 @@ class Studio:
         return cached
 
     def read_upload(self, path: str, size: tuple[int, int], filename: str) -> Dataset:
-        """Read an uploaded zip of pictures; kept so its run and later tabs can use it."""
-        data = load_image_zip(path, size, name=filename)
+        """Read an uploaded zip of pictures; kept so its run and later tabs can use it.
+
+        One read at a time: a second upload arriving meanwhile is told to try again, so that
+        uploads can never add up to hold the server. Named by content as well as file name,
+        so two different zips called the same are never confused.
+        """
+        if not self._reading.acquire(blocking=False):
+            raise DataError("Another upload is being read right now; try again in a few seconds.")
+        try:
+            with open(path, "rb") as f:
+                digest = hashlib.file_digest(f, "sha256").hexdigest()[:10]
+            data = load_image_zip(path, size, name=f"{filename} ({digest}, {size[0]}×{size[1]})")
+        finally:
+            self._reading.release()
         with self._lock:
             in_use = {active.info.get("dataset") for active in self.sessions.everyone()}
             for name in [n for n in self._datasets if n.startswith(ZIP_PREFIX) and n not in in_use]:

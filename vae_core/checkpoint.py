@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from . import __version__
@@ -114,6 +114,7 @@ def load_checkpoint(
         raise CheckpointError(f"{CONFIG} in {path.name!r} is not valid JSON ({exc})") from exc
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{CONFIG} in {path.name!r} does not describe a model: {exc}") from exc
+    _check_tensors(path, config)
     model = build_model(config)
     try:
         state = load_file(path / MODEL)
@@ -128,6 +129,27 @@ def load_checkpoint(
     if with_optimizer and (path / OPTIMIZER).is_file():
         optimizer_state = _read_optimizer(path / OPTIMIZER)
     return Checkpoint(model, info, path, optimizer_state)
+
+
+def _check_tensors(path: Path, config: ModelConfig) -> None:
+    """The tensors the config implies against those the file holds, compared from the file's header.
+
+    The model is built on the "meta" device (shapes, no memory), so a config.json that lies
+    about its sizes is refused before a single weight is allocated, whatever it claims.
+    """
+    with torch.device("meta"):
+        expected = {name: tuple(t.shape) for name, t in build_model(config).state_dict().items()}
+    try:
+        with safe_open(path / MODEL, framework="pt") as f:
+            found = {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{MODEL} in {path.name!r} is corrupt or unreadable ({exc})") from exc
+    if expected != found:
+        missing, extra = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+        wrong = sorted(k for k in set(expected) & set(found) if expected[k] != found[k])
+        detail = "; ".join(f"{what}: {', '.join(names[:3])}" for what, names in
+                           (("missing", missing), ("unexpected", extra), ("other shapes", wrong)) if names)
+        raise CheckpointError(f"{MODEL} in {path.name!r} does not match its {CONFIG} ({detail})")
 
 
 def _file_refusal(path: Path) -> str:
@@ -152,8 +174,6 @@ def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], list]:
 
 def _read_optimizer(path: Path) -> dict:
     try:
-        from safetensors import safe_open
-
         with safe_open(path, framework="pt") as f:
             groups = json.loads(f.metadata()["param_groups"])
             state: dict[int, dict] = {}

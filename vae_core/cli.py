@@ -29,7 +29,7 @@ from .config import (
     ModelConfig,
     TrainConfig,
 )
-from .datasets import DATASETS, DEFAULT_LIKELIHOOD, FOLDER_PREFIX, DataError, load_dataset
+from .datasets import DATASETS, DEFAULT_LIKELIHOOD, FOLDER_PREFIX, ZIP_PREFIX, DataError, load_dataset
 from .images import png_bytes, to_grid
 from .models import LabelConditioned, PriorSampler
 from .models.structured import parse_given
@@ -279,8 +279,11 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device)
-    data = load_dataset(args.dataset or ckpt.info.get("dataset", "mnist"), args.data_root,
-                        image_size=ckpt.model.config.image_shape[1:])
+    name = args.dataset or ckpt.info.get("dataset", "mnist")
+    if not args.dataset and name.startswith((FOLDER_PREFIX, ZIP_PREFIX)):
+        # a checkpoint's config.json never chooses a folder to read: the user names it
+        raise UsageError("this checkpoint was trained on your own pictures: name them with --dataset folder:PATH")
+    data = in_passing_thread(load_dataset, name, args.data_root, image_size=ckpt.model.config.image_shape[1:])
     if data.note:
         print(f"note: {data.note}", file=sys.stderr)
     x, labels = data.tensors("test", device)

@@ -54,6 +54,7 @@ LIMITS: dict[str, Limit] = {
     "beta": Limit(0, 100),
     "alpha": Limit(0, 1),
     "image_side": Limit(8, 256, whole=True),
+    "n_classes": Limit(0, 1000, whole=True),
     # a run
     "epochs": Limit(1, 10_000, whole=True),
     "batch_size": Limit(1, 65_536, whole=True),
@@ -107,10 +108,14 @@ class ModelConfig:
             _collect(problems, check_choice, name, value, options)
         for name in ("latent", "hidden", "beta"):
             _collect(problems, LIMITS[name].check, f"{name} size" if name == "latent" else name, getattr(self, name))
-        if len(self.image_shape) != 3 or min(self.image_shape) < 1:
-            problems.append(f"image shape must be (channels, height, width), not {self.image_shape}")
-        elif self.arch == "conv" and (self.image_shape[1] % 4 or self.image_shape[2] % 4):
-            problems.append("the conv architecture needs image height and width divisible by 4")
+        if len(self.image_shape) != 3 or not 1 <= self.image_shape[0] <= 4:
+            problems.append(f"image shape must be (channels 1–4, height, width), not {self.image_shape}")
+        else:
+            for side, value in zip(("image height", "image width"), self.image_shape[1:], strict=True):
+                _collect(problems, LIMITS["image_side"].check, side, value)
+            if self.arch == "conv" and (self.image_shape[1] % 4 or self.image_shape[2] % 4):
+                problems.append("the conv architecture needs image height and width divisible by 4")
+        _collect(problems, LIMITS["n_classes"].check, "number of classes", self.n_classes)
         if self.kind == "cvae" and self.n_classes < 2:
             problems.append("a CVAE needs labelled data with at least 2 classes")
         if self.kind == "scvae":

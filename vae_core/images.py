@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 import os
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -14,6 +15,7 @@ from .config import ModelConfig
 
 MAX_UPLOAD_PIXELS = 10_000_000
 MAX_UPLOAD_BYTES = 10_000_000
+MAX_ASPECT = 20  # a 5×300 strip is no picture of anything; its resize would be a library's error
 
 
 class ImageError(Exception):
@@ -44,10 +46,11 @@ def png_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def read_grey(source: str | os.PathLike | io.BytesIO) -> np.ndarray:
-    """A picture file (path or bytes) → grey floats in [0, 1], after size checks.
+def read_grey(source: str | os.PathLike | io.BytesIO, charge: Callable[[int], None] | None = None) -> np.ndarray:
+    """A picture file (path or bytes) → grey floats in [0, 1], upright as its EXIF says, after size checks.
 
-    The header is read first, so a 20-megapixel image is refused without decoding it.
+    The header is read first, so a 20-megapixel image is refused without decoding it, and
+    `charge(pixels)` (a dataset's budget) can refuse it before it is decoded too.
     """
     size = source.getbuffer().nbytes if isinstance(source, io.BytesIO) else os.path.getsize(source)
     if size > MAX_UPLOAD_BYTES:
@@ -58,8 +61,14 @@ def read_grey(source: str | os.PathLike | io.BytesIO) -> np.ndarray:
             if width * height > MAX_UPLOAD_PIXELS:
                 raise ImageError(f"that image is {width}×{height} ({width * height / 1e6:.0f} megapixels); "
                                  f"upload one under {MAX_UPLOAD_PIXELS // 1_000_000} megapixels")
+            if max(width, height) > MAX_ASPECT * min(width, height):
+                raise ImageError(f"that image is {width}×{height}, too thin to hold a picture; crop it closer to "
+                                 "square")
+            if charge is not None:
+                charge(width * height)
             im.load()
-            return to_grey(im)
+            # phone photos are stored sideways with an EXIF note; the model should see them as people do
+            return to_grey(ImageOps.exif_transpose(im))
     except ImageError:
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:

@@ -25,6 +25,9 @@ ZIP_PREFIX = "zip:"  # the name of an uploaded zip's dataset: it lives only in t
 MAX_IMAGES = 100_000
 MAX_UNPACKED_BYTES = 1_000_000_000
 MAX_COMPRESSION_RATIO = 200  # real image files compress 1–3×; a bomb compresses 1000×
+# Decoded pixels across one dataset, checked from each picture's header before it is decoded:
+# 100,000 digits at 28×28 are 78 megapixels; 400 blank 10-megapixel PNGs (5.7 MB zipped) are 4,000.
+MAX_TOTAL_PIXELS = 250_000_000
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm"}
 
 Entry = tuple[PurePosixPath, Callable[[], bytes]]
@@ -83,7 +86,30 @@ def _check_archive(infos: list[zipfile.ZipInfo]) -> None:
 
 def _reader(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[[], bytes]:
     # ZipExtFile stops at the header's declared size, which _check_archive has bounded.
-    return lambda: archive.read(info)
+    def read() -> bytes:
+        try:
+            return archive.read(info)
+        except RuntimeError:  # zipfile's word for an encrypted member
+            raise DataError(f"{info.filename[:80]} in the zip is encrypted; zip the pictures without a password") \
+                from None
+        except NotImplementedError:
+            raise DataError(f"{info.filename[:80]} is packed with a compression method that cannot be read here; "
+                            "zip the pictures with the standard (deflate) method") from None
+
+    return read
+
+
+class PixelBudget:
+    """Decoded pixels left for one dataset: each picture is charged from its header, before decoding."""
+
+    def __init__(self, pixels: int):
+        self.left = pixels
+
+    def spend(self, pixels: int) -> None:
+        self.left -= pixels
+        if self.left < 0:
+            raise DataError(f"the pictures add up to more than {MAX_TOTAL_PIXELS // 1_000_000} megapixels; use "
+                            "fewer or smaller pictures (they are resized to the training size anyway)")
 
 
 def images_to_dataset(name: str, entries: list[Entry], size: tuple[int, int]) -> Dataset:
@@ -92,11 +118,12 @@ def images_to_dataset(name: str, entries: list[Entry], size: tuple[int, int]) ->
     entries = [(rel, read) for rel, read in entries if not _is_hidden(rel)]
     entries = _strip_common_folder(entries)
     pictures, classes, skipped = [], [], []
+    budget = PixelBudget(MAX_TOTAL_PIXELS)
     for rel, read in entries:
         try:
             if rel.suffix.lower() not in IMAGE_SUFFIXES:
                 raise ImageError("not an image")
-            pictures.append(pad_resize(read_grey(io.BytesIO(read())), (height, width)))
+            pictures.append(pad_resize(read_grey(io.BytesIO(read()), budget.spend), (height, width)))
             classes.append(rel.parts[0] if len(rel.parts) > 1 else None)
         except (ImageError, OSError, ValueError, SyntaxError, zipfile.BadZipFile, Image.DecompressionBombError):
             skipped.append(str(rel))

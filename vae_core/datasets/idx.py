@@ -99,6 +99,14 @@ def read_idx(path: Path) -> np.ndarray:
 
 def _read_idx_dataset(name: str, folder: Path) -> Dataset:
     arrays = {key: read_idx(_idx_path(folder, stem)) for key, stem in _IDX_FILES.items()}
+    for split in ("train", "test"):  # refused here, before any training, not after an epoch
+        images, labels = arrays[f"{split}_x"], arrays[f"{split}_y"]
+        if images.ndim != 3 or labels.ndim != 1 or len(images) == 0 or len(images) != len(labels):
+            raise DataError(f"the {split} idx files of {name} hold {images.shape[0] if images.ndim else 0} images "
+                            f"and {len(labels) if labels.ndim else 0} labels: they must match and not be empty")
+    if arrays["train_x"].shape[1:] != arrays["test_x"].shape[1:]:
+        raise DataError(f"the train and test images of {name} differ in size ({arrays['train_x'].shape[1:]} vs "
+                        f"{arrays['test_x'].shape[1:]})")
     return Dataset(
         name, arrays["train_x"][:, None], arrays["train_y"], arrays["test_x"][:, None], arrays["test_y"], ""
     )
