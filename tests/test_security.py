@@ -115,6 +115,32 @@ def test_two_uploads_with_the_same_name_are_two_datasets(tmp_path, subset):
                     path = tmp_path / "p.png"
                     Image.fromarray(subset.train_images[digit * 450 + i, 0]).save(path)
                     z.write(path, f"{digit}/{i}.png")
-        names.append(studio.read_upload(str(archive), (28, 28), "digits.zip"))
+        names.append(studio.upload(str(archive), (28, 28), "digits.zip")[0].load())
     assert names[0].name != names[1].name and (names[0].n_classes, names[1].n_classes) == (2, 3)
     assert all(data.name.startswith("zip:digits.zip") for data in names)
+
+
+def test_an_uploads_pictures_are_read_inside_the_run_with_progress_and_stop_works_then(client, tmp_path):
+    import io
+    import time
+    import zipfile
+
+    from gradio_client import handle_file
+
+    gradient = np.tile(np.linspace(0, 255, 600, dtype=np.uint8), (600, 1))
+    buffer = io.BytesIO()
+    Image.fromarray(gradient).save(buffer, format="PNG")
+    archive = tmp_path / "many.zip"
+    with zipfile.ZipFile(archive, "w") as z:  # 600 pictures of 600×600: seconds of decoding, 216 megapixels
+        for i in range(600):
+            z.writestr(f"{i % 2}/{i}.png", buffer.getvalue())
+    job = client.submit(kind="vae", dataset="upload", epochs=1, zip_file=handle_file(archive), api_name="/train")
+    deadline = time.monotonic() + 60
+    while not any("Reading your pictures" in out[0] for out in job.outputs()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert any("Reading your pictures" in out[0] for out in job.outputs())  # the read is part of the run
+    asked = time.monotonic()
+    assert "Stopping" in client.predict(api_name="/stop")  # a run exists while its pictures are read
+    job.result(timeout=30)
+    assert time.monotonic() - asked < 3
+    assert job.outputs()[-1][0].startswith("⏹ Stopped. No epoch had finished")

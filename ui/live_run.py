@@ -131,6 +131,8 @@ class LiveRun:
         kind = event["event"]
         if kind == "dataset_note":
             self.note = event["dataset_note"]
+        elif kind == "reading":
+            self.status = f"Reading your pictures: {event['done']:,} of {event['total']:,} files…"
         elif kind == "start":
             self.first_epoch, self.epochs = event["first_epoch"], event["epochs"]
             self.device = event["device"]

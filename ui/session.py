@@ -10,6 +10,7 @@ back is told once that its models were dropped, and is on the pretrained ones ag
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import threading
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from vae_core.checkpoint import load_checkpoint
 from vae_core.config import ModelConfig, TrainConfig
-from vae_core.datasets import ZIP_PREFIX, DataError, Dataset, load_dataset, load_image_zip
+from vae_core.datasets import DataError, Dataset, ZipUpload, load_dataset
 from vae_core.explore import epoch_pictures
 from vae_core.models import Model
 from vae_core.train import ProcessTrainer, process
@@ -110,6 +111,7 @@ class Studio:
         self._lock = threading.Lock()
         self._reading = threading.Lock()
         self._datasets: dict[str, Dataset] = {}
+        self._uploads: dict[str, ZipUpload] = {}  # dataset name → the zip a run read it from
 
     @classmethod
     def open(cls, settings: Settings) -> Studio:
@@ -142,53 +144,56 @@ class Studio:
 
     # -- data -------------------------------------------------------------------------------
     def test_data(self, active: ActiveModel) -> Dataset:
-        """The data the model was trained on (an uploaded zip stays cached from its upload)."""
+        """The data the model was trained on, read once (an upload from the zip its run read)."""
         name = active.info.get("dataset", "mnist")
         with self._lock:
-            cached = self._datasets.get(name)
+            cached, source = self._datasets.get(name), self._uploads.get(name)
         if cached is None:
-            cached = load_dataset(name, image_size=active.model.config.image_shape[1:])
+            if source is not None:
+                with self._one_read():
+                    cached = source.load()
+            else:
+                cached = load_dataset(name, image_size=active.model.config.image_shape[1:])
             with self._lock:
                 self._datasets[name] = cached
         return cached
 
-    def read_upload(self, path: str, size: tuple[int, int], filename: str) -> Dataset:
-        """Read an uploaded zip of pictures; kept so its run and later tabs can use it.
+    def upload(self, path: str, size: tuple[int, int], filename: str) -> tuple[ZipUpload, int]:
+        """Survey an uploaded zip of pictures (structure, count, decoded size, classes) for a run to read.
 
-        One read at a time: a second upload arriving meanwhile is told to try again, so that
+        One survey at a time: a second upload arriving meanwhile is told to try again, so that
         uploads can never add up to hold the server. Named by content as well as file name,
-        so two different zips called the same are never confused.
+        so two different zips called the same are never confused. Returns it and its classes.
         """
+        with self._one_read():
+            with open(path, "rb") as f:
+                digest = hashlib.file_digest(f, "sha256").hexdigest()[:10]
+            source = ZipUpload(path, size, f"{filename} ({digest}, {size[0]}×{size[1]})")
+            return source, source.survey()
+
+    @contextlib.contextmanager
+    def _one_read(self):
         if not self._reading.acquire(blocking=False):
             raise DataError("Another upload is being read right now; try again in a few seconds.")
         try:
-            with open(path, "rb") as f:
-                digest = hashlib.file_digest(f, "sha256").hexdigest()[:10]
-            data = load_image_zip(path, size, name=f"{filename} ({digest}, {size[0]}×{size[1]})")
+            yield
         finally:
             self._reading.release()
-        with self._lock:
-            in_use = {active.info.get("dataset") for active in self.sessions.everyone()}
-            for name in [n for n in self._datasets if n.startswith(ZIP_PREFIX) and n not in in_use]:
-                del self._datasets[name]  # uploads kept in memory: those some session's model needs, and this one
-            self._datasets[data.name] = data
-        return data
 
     # -- the run ----------------------------------------------------------------------------
     def start_run(self, session: str, model: ModelConfig, train: TrainConfig,
-                  dataset: Dataset | None = None) -> tuple[LiveRun, bool]:
+                  upload: ZipUpload | None = None) -> tuple[LiveRun, bool]:
         """Start a run unless one is going; either way return the run to watch and whether it is new.
 
-        `dataset` is an upload already read; the trainer loads any other dataset itself.
+        `upload` is a surveyed zip, read by the run itself; the trainer loads any other dataset.
         """
         with self._lock:
             if self.run is not None and self.run.running:
                 return self.run, False
             # unique even for two runs started within one second (one that failed at once, say)
             run_dir = self.settings.runs_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{model.kind}-{uuid.uuid4().hex[:6]}"
-            data = dataset or self._datasets.get(train.dataset)
             # in a process of its own: see vae_core/train/process.py for why
-            trainer = ProcessTrainer(model, replace(train, out=str(run_dir)), data,
+            trainer = ProcessTrainer(model, replace(train, out=str(run_dir)), upload,
                                      on_epoch=functools.partial(epoch_pictures, seed=train.seed))
             self.run = LiveRun(trainer, model.kind, run_dir, session, self._finished)
             self.run.start()
@@ -204,8 +209,9 @@ class Studio:
     def _finished(self, run: LiveRun) -> ActiveModel:
         """The run's checkpoint becomes its owner's active model (the collector thread calls this)."""
         result = open_checkpoint(run.run_dir, f"runs/{run.run_dir.name}")
-        if run.trainer.dataset is not None:  # an upload: later tabs draw test pictures from it
+        upload = run.trainer.dataset
+        if upload is not None:  # later tabs draw test pictures from the zip
             with self._lock:
-                self._datasets[run.trainer.dataset.name] = run.trainer.dataset
+                self._uploads[upload.dataset_name] = upload
         self.sessions.set(run.owner, run.kind, result)
         return result

@@ -12,7 +12,7 @@ from dataclasses import replace
 import gradio as gr
 
 from vae_core.config import ARCHS, LIKELIHOODS, ModelConfig, TrainConfig, check_choice
-from vae_core.datasets import DATASETS, DEFAULT_LIKELIHOOD, Dataset
+from vae_core.datasets import DATASETS, DEFAULT_LIKELIHOOD, ZipUpload
 
 from .. import limits
 from ..components import grid_image
@@ -76,24 +76,25 @@ class TrainTab:
         """Check every setting, read an uploaded zip, and start the run (or find the one going)."""
         try:
             model_config, train_config = configs(settings, self.studio.settings.train_device)
-            upload = self._read_upload(settings["zip_file"], train_config.image_size, model_config.kind) \
+            upload = self._upload(settings["zip_file"], train_config.image_size, model_config.kind) \
                 if settings["dataset"] == UPLOAD else None
             if upload is not None:
-                train_config = replace(train_config, dataset=upload.name)
+                train_config = replace(train_config, dataset=upload.dataset_name)
         except ValueError as exc:
             raise gr.Error(str(exc)) from None
         return self.studio.start_run(session_of(request), model_config, train_config, upload)
 
     @user_facing
-    def _read_upload(self, zip_file, size: tuple[int, int], kind: str) -> Dataset:
+    def _upload(self, zip_file, size: tuple[int, int], kind: str) -> ZipUpload:
+        """The uploaded zip, surveyed; the run decodes it, showing progress, and Stop works while it does."""
         if not zip_file:
             raise gr.Error("Upload a .zip of pictures first (or pick another dataset)")
         path = uploaded(zip_file)
-        data = self.studio.read_upload(path, size, filename=path.replace("\\", "/").rsplit("/", 1)[-1])
-        if kind == "cvae" and data.n_classes < 2:
+        upload, classes = self.studio.upload(path, size, filename=path.replace("\\", "/").rsplit("/", 1)[-1])
+        if kind == "cvae" and classes < 2:
             raise gr.Error("These pictures have no class subfolders, so only the VAE can train on them: choose "
                            "Model vae, or put each class in its own subfolder of the zip.")
-        return data
+        return upload
 
     def stop(self) -> str:
         """Stop the run in progress; it ends within a second, keeping its last finished epoch."""

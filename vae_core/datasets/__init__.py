@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from .base import DataError, Dataset, split_deterministic
-from .folders import FOLDER_PREFIX, ZIP_PREFIX, load_image_folder, load_image_zip
+from .folders import FOLDER_PREFIX, ZIP_PREFIX, ReadStopped, ZipUpload, load_image_folder, load_image_zip
 from .frey import load_frey_face
 from .idx import DEBIAN_FASHION, load_idx_dataset, load_offline_subset, read_idx
 
@@ -38,5 +38,6 @@ def load_dataset(
 
 
 __all__ = ["DATASETS", "DEBIAN_FASHION", "DEFAULT_LIKELIHOOD", "FOLDER_PREFIX", "ZIP_PREFIX", "DataError", "Dataset",
+           "ReadStopped", "ZipUpload",
            "load_dataset", "load_image_folder", "load_image_zip", "load_offline_subset", "read_idx",
            "split_deterministic"]

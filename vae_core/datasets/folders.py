@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -31,6 +32,7 @@ MAX_TOTAL_PIXELS = 250_000_000
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm"}
 
 Entry = tuple[PurePosixPath, Callable[[], bytes]]
+Progress = Callable[[int, int], None]
 
 
 def load_image_folder(path: str | Path, size: tuple[int, int] = (28, 28)) -> Dataset:
@@ -53,18 +55,61 @@ def load_image_folder(path: str | Path, size: tuple[int, int] = (28, 28)) -> Dat
 
 def load_image_zip(path: str | Path, size: tuple[int, int] = (28, 28), name: str | None = None) -> Dataset:
     """A .zip of pictures, read in memory (never extracted), after checks that it is safe to read."""
-    path = Path(path)
-    if not zipfile.is_zipfile(path):
-        raise DataError(f"{name or path.name} is not a zip archive")
-    try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise DataError(f"{name or path.name} is a damaged zip archive: {exc}") from None
-    with archive:
+    return ZipUpload(str(path), size, name or Path(path).name).load()
+
+
+@dataclass(frozen=True)
+class ZipUpload:
+    """An uploaded zip of pictures, read where it is used: inside the run, with progress and a way to stop.
+
+    `survey` is the cheap part, done when the user presses Start: the archive's structure,
+    its picture count, its classes and its decoded size from each picture's header.
+    `load` decodes; a run calls it so that a long read shows progress and obeys Stop.
+    """
+
+    path: str
+    size: tuple[int, int]
+    name: str  # shown to the user; the dataset is called ZIP_PREFIX + name
+
+    @property
+    def dataset_name(self) -> str:
+        return f"{ZIP_PREFIX}{self.name}"
+
+    def survey(self) -> int:
+        """The number of classes; DataError for a zip that is unsafe, over budget, or holds under 2 pictures."""
+        with self._open() as archive:
+            entries = self._entries(archive)
+            pictures = [(rel, read) for rel, read in entries if rel.suffix.lower() in IMAGE_SUFFIXES]
+            if len(pictures) < 2:
+                raise DataError(_too_few(len(pictures), self.name, []))
+            budget = PixelBudget(MAX_TOTAL_PIXELS)
+            for _, read in pictures:
+                try:
+                    with Image.open(io.BytesIO(read())) as im:  # the header only: nothing is decoded here
+                        budget.spend(im.size[0] * im.size[1])
+                except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+                    continue  # unreadable: skipped by load, and counted in its note
+            classes = {rel.parts[0] if len(rel.parts) > 1 else None for rel, _ in pictures}
+            return len(classes) if None not in classes and len(classes) >= 2 else 0
+
+    def load(self, progress: Progress | None = None, should_stop: Callable[[], bool] | None = None) -> Dataset:
+        with self._open() as archive:
+            return images_to_dataset(self.dataset_name, self._entries(archive), self.size, progress, should_stop)
+
+    def _open(self) -> zipfile.ZipFile:
+        if not zipfile.is_zipfile(self.path):
+            raise DataError(f"{self.name} is not a zip archive")
+        try:
+            return zipfile.ZipFile(self.path)
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise DataError(f"{self.name} is a damaged zip archive: {exc}") from None
+
+    @staticmethod
+    def _entries(archive: zipfile.ZipFile) -> list[Entry]:
         infos = [info for info in archive.infolist() if not info.is_dir()]
         _check_archive(infos)
-        entries = [(PurePosixPath(info.filename), _reader(archive, info)) for info in infos]
-        return images_to_dataset(f"{ZIP_PREFIX}{name or path.name}", entries, size)
+        return _strip_common_folder([(PurePosixPath(info.filename), _reader(archive, info)) for info in infos
+                                     if not _is_hidden(PurePosixPath(info.filename))])
 
 
 def _check_archive(infos: list[zipfile.ZipInfo]) -> None:
@@ -112,14 +157,25 @@ class PixelBudget:
                             "fewer or smaller pictures (they are resized to the training size anyway)")
 
 
-def images_to_dataset(name: str, entries: list[Entry], size: tuple[int, int]) -> Dataset:
-    """Decode, label and split the pictures; the data note counts what was skipped."""
+def images_to_dataset(name: str, entries: list[Entry], size: tuple[int, int], progress: Progress | None = None,
+                      should_stop: Callable[[], bool] | None = None) -> Dataset:
+    """Decode, label and split the pictures; the data note counts what was skipped.
+
+    `progress(done, total)` hears about every 1 % of the files; `should_stop()` is asked as
+    often, and a True ends the read with `ReadStopped`.
+    """
     height, width = check_size(size)
     entries = [(rel, read) for rel, read in entries if not _is_hidden(rel)]
     entries = _strip_common_folder(entries)
     pictures, classes, skipped = [], [], []
     budget = PixelBudget(MAX_TOTAL_PIXELS)
-    for rel, read in entries:
+    every = max(1, len(entries) // 100)
+    for done, (rel, read) in enumerate(entries):
+        if done % every == 0:
+            if should_stop is not None and should_stop():
+                raise ReadStopped("the read was stopped")
+            if progress is not None:
+                progress(done, len(entries))
         try:
             if rel.suffix.lower() not in IMAGE_SUFFIXES:
                 raise ImageError("not an image")
@@ -128,8 +184,7 @@ def images_to_dataset(name: str, entries: list[Entry], size: tuple[int, int]) ->
         except (ImageError, OSError, ValueError, SyntaxError, zipfile.BadZipFile, Image.DecompressionBombError):
             skipped.append(str(rel))
     if len(pictures) < 2:
-        raise DataError(f"found {len(pictures)} readable image(s) in {name.split(':', 1)[-1]}; at least 2 are needed "
-                        f"(PNG, JPEG and the like{_skipped_text(skipped)})")
+        raise DataError(_too_few(len(pictures), name.split(":", 1)[-1], skipped))
     labelled = None not in classes and len(set(classes)) >= 2
     class_names = tuple(sorted(set(classes))) if labelled else ()
     labels = np.array([class_names.index(c) for c in classes] if labelled else [0] * len(classes), dtype=np.int64)
@@ -140,6 +195,15 @@ def images_to_dataset(name: str, entries: list[Entry], size: tuple[int, int]) ->
             f"{len(train):,} for training and {len(test):,} for testing{_skipped_text(skipped)}.")
     return Dataset(name, images[train], labels[train], images[test], labels[test], note, class_names,
                    preparation="padded-picture")
+
+
+def _too_few(found: int, name: str, skipped: list[str]) -> str:
+    return (f"found {found} readable image(s) in {name}; at least 2 are needed (PNG, JPEG and the like"
+            f"{_skipped_text(skipped)})")
+
+
+class ReadStopped(DataError):
+    """A read ended early because its run was stopped."""
 
 
 def check_size(size: tuple[int, int]) -> tuple[int, int]:

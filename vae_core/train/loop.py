@@ -26,7 +26,7 @@ from torch import nn
 
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..config import ModelConfig, TrainConfig
-from ..datasets import Dataset, load_dataset
+from ..datasets import Dataset, ReadStopped, ZipUpload, load_dataset
 from ..evaluate import elbo_metrics
 from ..losses import kl_weight
 from ..models import Model, build_model, count_parameters
@@ -44,8 +44,8 @@ class NonFiniteLoss(Exception):
 class Trainer:
     """One training run. `start()` launches it; events arrive through `subscribe()` queues (see `events`)."""
 
-    def __init__(self, model_config: ModelConfig, train_config: TrainConfig, dataset: Dataset | None = None,
-                 on_epoch: EpochCallback | None = None):
+    def __init__(self, model_config: ModelConfig, train_config: TrainConfig,
+                 dataset: Dataset | ZipUpload | None = None, on_epoch: EpochCallback | None = None):
         self.model_config = model_config
         self.config = train_config
         self.dataset = dataset
@@ -90,7 +90,7 @@ class Trainer:
     def _run(self) -> None:
         last_saved: int | None = None
         try:
-            data = self.dataset or load_dataset(self.config.dataset, self.config.data_root, self.config.image_size)
+            data = self._data()
             if data.note:
                 self._emit({"event": "dataset_note", "dataset_note": data.note})
             device = self.ddp.join(resolve_device(self.config.device))
@@ -126,6 +126,8 @@ class Trainer:
                 self._emit({**summary, **self._epoch_extras(model, test_x, test_y)})
             self._emit({"event": DONE, "epoch": self.config.epochs, "checkpoint": self._saved(last_saved),
                         "message": f"training finished after epoch {self.config.epochs}"})
+        except ReadStopped:
+            self._emit({"event": STOPPED, "epoch": 0, "checkpoint": None, "message": self._stop_message(None)})
         except NonFiniteLoss as exc:
             self._emit({"event": ERROR, "kind": "nan", "checkpoint": self._saved(last_saved),
                         "message": f"{exc} {self._stop_message(last_saved)}"})
@@ -143,6 +145,17 @@ class Trainer:
         finally:
             self.ddp.leave()
             self.hub.close()
+
+    def _data(self) -> Dataset:
+        """The dataset given, or read now: an upload's pictures are decoded here, with progress, until a stop."""
+        if isinstance(self.dataset, Dataset):
+            return self.dataset
+        if self.dataset is not None:
+            def progress(done: int, total: int) -> None:
+                self._emit({"event": "reading", "done": done, "total": total})
+
+            return self.dataset.load(progress, self._stop.is_set)
+        return load_dataset(self.config.dataset, self.config.data_root, self.config.image_size)
 
     def _saved(self, epoch: int | None) -> str | None:
         return str(self.checkpoint_path) if epoch is not None and self.checkpoint_path else None

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..config import ModelConfig, TrainConfig
-from ..datasets import Dataset
+from ..datasets import Dataset, ZipUpload
 from .events import ERROR, STOPPED, EventHub, is_final
 
 STOP = "stop"
@@ -58,8 +58,8 @@ def _take_spare() -> subprocess.Popen:
 class ProcessTrainer:
     """A Trainer whose loop runs in a worker process; events arrive here as if it were local."""
 
-    def __init__(self, model_config: ModelConfig, train_config: TrainConfig, dataset: Dataset | None = None,
-                 on_epoch=None):
+    def __init__(self, model_config: ModelConfig, train_config: TrainConfig,
+                 dataset: Dataset | ZipUpload | None = None, on_epoch=None):
         self.model_config, self.config, self.dataset, self.on_epoch = model_config, train_config, dataset, on_epoch
         self.hub = EventHub()
         self._relay = threading.Thread(target=self._follow, name="vae-run-relay", daemon=True)
