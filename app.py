@@ -30,7 +30,8 @@ SHARE_HOST = "api.gradio.app"  # share links tunnel through Gradio's servers
 
 
 def build(studio: Studio) -> gr.Blocks:
-    with gr.Blocks(title="VAE Studio") as demo:
+    lifetime = studio.settings.upload_lifetime_s
+    with gr.Blocks(title="VAE Studio", delete_cache=(lifetime, lifetime)) as demo:
         gr.Markdown("# VAE Studio\nTrain a variational autoencoder live, then sample it, walk its latent space, "
                     "ask it for a chosen digit or let it complete a half-hidden one.")
         page = Page(studio, gr.Markdown(elem_id="active-models"))

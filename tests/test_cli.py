@@ -160,3 +160,17 @@ def test_bad_sample_targets_are_refused_before_sampling(trained, tmp_path):
     for args, says in [(["--seed", str(2**70)], "--seed"), (["--temperature", "1e30"], "--temperature")]:
         result = cli("sample", out, "--digit", "1", "--npy", tmp_path / "s.npy", *args)
         assert result.returncode == 2 and says in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_run_that_cannot_fit_in_memory_is_refused_before_it_allocates(tmp_path, subset):
+    """A conv model at 256×256 with hidden 8192 would need tens of GB; it is refused with its numbers."""
+    from PIL import Image
+
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    for i in range(4):
+        Image.fromarray(subset.train_images[i, 0]).save(folder / f"{i}.png")
+    result = cli("train", "--arch", "conv", "--hidden", "8192", "--dataset", f"folder:{folder}", "--image-size",
+                 "256", "--epochs", "1", "--out", tmp_path / "big", timeout=120)
+    assert result.returncode == 1 and "this run needs about" in result.stderr and "GB are free" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "big").exists()

@@ -2,6 +2,7 @@
 
 import json
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,3 +98,14 @@ def test_sessions_beyond_the_capacity_lose_their_models_oldest_first_and_are_tol
     store.get("b")  # b is now the most recent: c goes next
     store.set("d", "vae", model)
     assert store.get("c") == {} and store.get("b") != {}
+
+
+def test_each_session_keeps_its_newest_runs_on_disk(server):
+    client = Client(server.url, verbose=False)
+    names = []
+    for _ in range(4):
+        download = client.predict(kind="vae", dataset="mnist", epochs=1, latent=2, api_name="/train")[-1]
+        names.append(Path(download).stem)
+    on_disk = {p.name.removesuffix(".zip") for p in server.runs_dir.iterdir()}
+    assert names[0] not in on_disk  # the oldest of this session's four went, folder and zip
+    assert set(names[1:]) <= on_disk and (server.runs_dir / f"{names[-1]}.zip").is_file()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import shutil
 import threading
 import time
 import uuid
@@ -112,6 +113,7 @@ class Studio:
         self._reading = threading.Lock()
         self._datasets: dict[str, Dataset] = {}
         self._uploads: dict[str, ZipUpload] = {}  # dataset name → the zip a run read it from
+        self._on_disk: list[tuple[str, Path]] = []  # (session, run folder), oldest first
 
     @classmethod
     def open(cls, settings: Settings) -> Studio:
@@ -196,8 +198,20 @@ class Studio:
             trainer = ProcessTrainer(model, replace(train, out=str(run_dir)), upload,
                                      on_epoch=functools.partial(epoch_pictures, seed=train.seed))
             self.run = LiveRun(trainer, model.kind, run_dir, session, self._finished)
+            self._bound_disk(session, run_dir)
             self.run.start()
             return self.run, True
+
+    def _bound_disk(self, session: str, run_dir: Path) -> None:
+        """Delete the run folders (and zips) past each session's newest few and past the server's bound."""
+        self._on_disk.append((session, run_dir))
+        mine = [folder for owner, folder in self._on_disk if owner == session]
+        doomed = set(mine[: -self.settings.runs_per_session])
+        doomed |= {folder for _, folder in self._on_disk[: -self.settings.runs_kept]}
+        for folder in doomed:
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.with_suffix(".zip").unlink(missing_ok=True)
+        self._on_disk = [(owner, folder) for owner, folder in self._on_disk if folder not in doomed]
 
     def stop(self) -> bool:
         run = self.run

@@ -24,6 +24,11 @@ class Settings:
     queue_size: int = 64
     # Browser sessions whose own trained models are kept in memory, least recently used first out.
     max_sessions: int = 32
+    # Run folders (and their zips) kept on disk: each session's newest few, and a bound on all of them.
+    runs_per_session: int = 3
+    runs_kept: int = 30
+    # Uploaded files older than this are deleted by Gradio (checked as often).
+    upload_lifetime_s: int = 6 * 3600
     # On a ZeroGPU Space the GPU exists only inside spaces.GPU calls, and CUDA elsewhere only
     # pretends to be there; the training thread outlives any call, so it trains on the CPU.
     zero_gpu: bool = False
@@ -41,5 +46,7 @@ class Settings:
             server_port=int(env.get("GRADIO_SERVER_PORT", "7860")),
             queue_size=int(env.get("VAE_STUDIO_QUEUE_SIZE", "64")),
             max_sessions=int(env.get("VAE_STUDIO_MAX_SESSIONS", "32")),
+            runs_per_session=int(env.get("VAE_STUDIO_RUNS_PER_SESSION", "3")),
+            runs_kept=int(env.get("VAE_STUDIO_RUNS_KEPT", "30")),
             zero_gpu=_flag(env.get("SPACES_ZERO_GPU", "")),
         )

@@ -33,6 +33,7 @@ from ..models import Model, build_model, count_parameters
 from .device import resolve_device
 from .distributed import DistributedRun
 from .events import DONE, ERROR, STOPPED, EventHub
+from .memory import WontFit, check_fits
 
 EpochCallback = Callable[[Model, torch.Tensor, torch.Tensor], dict]
 
@@ -135,7 +136,9 @@ class Trainer:
             text = self.ddp.explain(str(exc).strip())
             oom = isinstance(exc, MemoryError | torch.OutOfMemoryError) or "can't allocate memory" in text \
                 or "out of memory" in text.lower()
-            if oom:
+            if isinstance(exc, WontFit):
+                message = text  # refused before allocating: the estimate says how much it needs
+            elif oom:
                 message = (f"out of memory with batch size {self.config.batch_size}: lower the batch size "
                            "or the hidden width")
             else:
@@ -183,6 +186,7 @@ class Trainer:
                 raise ValueError(f"the checkpoint already has {first_epoch - 1} epochs; ask for more than that")
         else:
             model_config = data.fit(self.model_config)
+            check_fits(model_config, cfg.batch_size, len(data.train_images) + len(data.test_images), device)
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(cfg.seed)
                 model = build_model(model_config)
