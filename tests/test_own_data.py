@@ -271,3 +271,21 @@ def test_a_model_trained_on_28x28_pictures_sees_uploads_as_pictures_not_digits(o
     assert load_checkpoint(max((p for p in own_server[0].runs_dir.glob("*-vae-*") if p.is_dir()),
                                key=lambda p: p.stat().st_mtime)) \
         .model.config.preparation == "padded-picture"
+
+
+def test_a_cvae_on_twelve_classes_reaches_and_names_every_class(own_server, subset, tmp_path):
+    _, client = own_server
+    archive = tmp_path / "twelve.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for k in range(12):
+            for i in range(4):
+                path = tmp_path / "p.png"
+                Image.fromarray(subset.train_images[(k % 10) * 450 + i, 0]).save(path)
+                z.write(path, f"shape-{k:02d}/{i}.png")
+    status = client.predict(kind="cvae", dataset="upload", epochs=1, zip_file=handle_file(archive), api_name="/train")
+    assert "Done" in status[0]
+    assert client.predict(api_name="/classes") == [f"shape-{k:02d}" for k in range(12)]
+    with Image.open(client.predict(digit=11, n=4, seed=0, api_name="/conditional")) as im:
+        assert im.size == (4 * 30 + 2, 32)  # class 11 exists for this model
+    with pytest.raises(Exception, match="maximum"):
+        client.predict(digit=12, n=4, api_name="/conditional")

@@ -29,6 +29,18 @@ class Slider(gr.Slider):
         return super().preprocess(payload)
 
 
+class ClassSlider(gr.Slider):
+    """A class index: any whole number reaches the handler, which checks it against the model's own classes.
+
+    Gradio's own bound check would use the widget's range as first built (0–9), while a
+    CVAE trained on your pictures may have more classes.
+    """
+
+    def preprocess(self, payload):
+        _check_number(self.label, payload)
+        return payload
+
+
 class Number(gr.Number):
     def preprocess(self, payload):
         _check_number(self.label, payload)

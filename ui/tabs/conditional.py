@@ -9,10 +9,14 @@ from vae_core import explore
 from vae_core.config import Limit
 
 from .. import limits
-from ..components import Slider, grid_image
+from ..components import ClassSlider, grid_image
 from ..handler import SAMPLING, active, gpu, user_facing
 from ..page import Page
-from ..session import Studio
+from ..session import ActiveModel, Studio
+
+
+def class_names(active_model: ActiveModel) -> list[str]:
+    return list(active_model.info.get("class_names") or map(str, range(active_model.model.config.n_classes)))
 
 
 class ConditionalTab:
@@ -27,6 +31,18 @@ class ConditionalTab:
         return explore.conditional_grid(model, digit, limits.check("n_samples", n, "n"), limits.check("seed", seed))
 
     @user_facing
+    def classes(self, request: gr.Request = None) -> list[str]:
+        """The active CVAE's class names, in the order `digit` numbers them (folder names for your own pictures)."""
+        active_model = active(self.studio, request, "cvae")
+        return class_names(active_model)
+
+    def refresh(self, request: gr.Request = None):
+        """On opening the tab: the digit slider spans this session's CVAE's classes, and they are named (private)."""
+        names = self.classes(request)
+        listing = ", ".join(f"{i} = {name}" for i, name in enumerate(names))
+        return gr.Slider(maximum=len(names) - 1), f"Classes of the active CVAE: {listing}"
+
+    @user_facing
     def all_digits(self, styles: int = 8, seed: int = 0, request: gr.Request = None) -> np.ndarray:
         """Every class in a row; each column keeps one latent code, i.e. one style."""
         model = active(self.studio, request, "cvae").model
@@ -35,9 +51,11 @@ class ConditionalTab:
 
 def build(page: Page) -> None:
     tab = ConditionalTab(page.studio)
-    with gr.Tab("Conditional digit", id="conditional", elem_id="tab-conditional"), gr.Row():
+    with gr.Tab("Conditional digit", id="conditional", elem_id="tab-conditional") as opened, gr.Row():
         with gr.Column(scale=1):
-            digit = Slider(0, 9, value=0, step=1, label="Digit")
+            # its range follows the session's CVAE (the handler checks the model's own classes)
+            digit = ClassSlider(0, 9, value=0, step=1, label="Digit (class)")
+            names = gr.Markdown(elem_id="conditional-classes")
             n = limits.slider("n_samples", "n", 64)
             seed = limits.seed()
             generate = gr.Button("Generate", variant="primary", elem_id="conditional-btn")
@@ -47,5 +65,8 @@ def build(page: Page) -> None:
         with gr.Column(scale=2):
             out = grid_image("Samples of the chosen digit", "conditional-grid")
             all_out = grid_image("One row per digit; a column keeps its style", "all-digits-grid")
+        ask_classes, class_list = gr.Button(visible=False), gr.JSON(visible=False)
     generate.click(gpu(tab.conditional), [digit, n, seed], out, api_name="conditional", **SAMPLING)
+    opened.select(tab.refresh, None, [digit, names], api_visibility="private", **SAMPLING)
+    ask_classes.click(tab.classes, None, class_list, api_name="classes", **SAMPLING)
     every.click(gpu(tab.all_digits), [styles, style_seed], all_out, api_name="all_digits", **SAMPLING)
