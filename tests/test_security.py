@@ -144,3 +144,29 @@ def test_an_uploads_pictures_are_read_inside_the_run_with_progress_and_stop_work
     job.result(timeout=30)
     assert time.monotonic() - asked < 3
     assert job.outputs()[-1][0].startswith("⏹ Stopped. No epoch had finished")
+
+
+def test_wrong_typed_payloads_get_sentences_without_objects_or_paths(server):
+    for endpoint, data in [("sample", [{"x": 1}, 1.0, 0]), ("sample", [[1, 2], 1.0, 0]),
+                           ("conditional", ["three", 8, 0]), ("complete", [None, 5, 16, 0])]:
+        kind, message = call(server.url, endpoint, data)
+        assert kind == "error", (endpoint, message)
+        text = str(message)
+        assert "0x" not in text and "object at" not in text and "/tmp" not in text and "/work" not in text, text
+
+
+def test_a_tiny_unlabelled_upload_still_maps_its_latent_space(client, tmp_path, subset):
+    import zipfile
+
+    from gradio_client import handle_file
+
+    archive = tmp_path / "three.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for i in range(3):
+            path = tmp_path / "p.png"
+            Image.fromarray(subset.train_images[i, 0]).save(path)
+            z.write(path, f"{i}.png")
+    assert "Done" in client.predict(kind="vae", dataset="upload", epochs=1, zip_file=handle_file(archive),
+                                    api_name="/train")[0]
+    frame, _, text = client.predict(api_name="/latent_map")
+    assert len(frame["data"]) == 1 and "1 test images" in text

@@ -109,3 +109,16 @@ def test_each_session_keeps_its_newest_runs_on_disk(server):
     on_disk = {p.name.removesuffix(".zip") for p in server.runs_dir.iterdir()}
     assert names[0] not in on_disk  # the oldest of this session's four went, folder and zip
     assert set(names[1:]) <= on_disk and (server.runs_dir / f"{names[-1]}.zip").is_file()
+
+
+def test_a_follower_from_another_session_is_told_the_run_is_not_its_own(server):
+    owner, stranger = Client(server.url, verbose=False), Client(server.url, verbose=False)
+    run = owner.submit(kind="vae", dataset="mnist", epochs=3, latent=2, batch_size=16, api_name="/train")
+    while not run.outputs():
+        pass
+    follower = stranger.submit(kind="cvae", dataset="mnist", epochs=1, api_name="/train")
+    follower.result(timeout=120)
+    run.result(timeout=120)
+    assert follower.outputs()[0][0].startswith("A run is in progress")
+    assert follower.outputs()[-1][0].startswith("Someone else's run") and "✅ Done" in follower.outputs()[-1][0]
+    assert run.outputs()[-1][0].startswith("✅ Done")

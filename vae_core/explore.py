@@ -101,7 +101,9 @@ def latent_map(model: PriorSampler, x: torch.Tensor, labels: torch.Tensor) -> tu
         return means.numpy(), "z₁, z₂"
     centred = means - means.mean(0)
     _, _, v = torch.linalg.svd(centred, full_matrices=False)
-    return (centred @ v[:2].T).numpy(), f"first two principal components of the {means.shape[1]}-D code"
+    coords = centred @ v[:2].T  # fewer than two components when there are fewer than two points
+    coords = torch.cat([coords, torch.zeros(len(coords), 2 - coords.shape[1])], 1)
+    return coords.numpy(), f"first two principal components of the {means.shape[1]}-D code"
 
 
 @torch.no_grad()
