@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 import threading
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
 from gradio_client import Client, handle_file
 from PIL import Image
 
+from testing import ROOT
 from testing.appserver import Server
+from testing.cli import run_cli
 from testing.faults import kill_during_writes
+from testing.rawapi import call
 from vae_core.checkpoint import load_checkpoint
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.datasets import load_offline_subset
@@ -93,8 +98,6 @@ def bad_inputs(tmp: Path) -> dict:
     Image.new("L", (28, 28), 255).save(cut)
     cut.write_bytes(cut.read_bytes()[:30])
     archive = tmp / "digits.zip"
-    import zipfile
-
     with zipfile.ZipFile(archive, "w") as z:
         z.writestr("a.txt", "x")
     cases = {
@@ -107,6 +110,19 @@ def bad_inputs(tmp: Path) -> dict:
         "24-megapixel png": dict(image=handle_file(huge), api_name="/reconstruct"),
         "latent=0": dict(kind="vae", dataset="mnist", epochs=1, latent=0, batch_size=8, lr=1e-3, api_name="/train"),
     }
+    thin = tmp / "thin.png"
+    Image.new("L", (5, 300)).save(thin)
+    pixels = tmp / "pixels.zip"
+    with zipfile.ZipFile(pixels, "w", zipfile.ZIP_DEFLATED) as z:
+        blank = tmp / "blank.png"
+        Image.new("L", (3000, 3000), 255).save(blank)
+        for i in range(30):
+            z.write(blank, f"a/{i}.png")
+    cases |= {
+        "5x300 picture": dict(image=handle_file(thin), api_name="/reconstruct"),
+        "270-megapixel zip (under 1 MB)": dict(kind="vae", dataset="upload", epochs=1, zip_file=handle_file(pixels),
+                                               api_name="/train"),
+    }
     server = Server(tmp / "runs-b", tmp / "b.log")
     answers = {}
     try:
@@ -118,10 +134,36 @@ def bad_inputs(tmp: Path) -> dict:
             except Exception as exc:  # noqa: BLE001
                 answers[name] = str(exc)[:120]
             client.predict(n=4, api_name="/sample")  # still serving
+        for name, path in [("raw path to a server picture", str(huge)), ("raw path to nothing", str(tmp / "no.png")),
+                           ("raw relative path", "weights/README.md")]:
+            kind, message = call(server.url, "reconstruct", [{"path": path}])
+            answers[name] = "ACCEPTED" if kind == "complete" else str(message.get("error"))[:120]
     finally:
         server.close()
     log = (tmp / "b.log").read_text()
     return {"answers": answers, "tracebacks_in_server_log": log.count("Traceback")}
+
+
+def cli_outputs(tmp: Path) -> dict:
+    """The CLI against a user's folder, a user's file, and a checkpoint whose config.json lies about its sizes."""
+    folder, notes = tmp / "thesis", tmp / "notes.txt"
+    folder.mkdir()
+    (folder / "chapter.tex").write_text("months of work")
+    notes.write_text("keep me")
+    answers = {}
+    for name, args in [("--out on a folder of the user's", ["train", "--epochs", "1", "--out", str(folder)]),
+                       ("--out on a user's file", ["train", "--epochs", "1", "--out", str(notes)])]:
+        done = run_cli(*args)
+        answers[name] = {"exit": done.returncode, "said": done.stderr.strip()[-120:]}
+    lying = tmp / "lying"
+    shutil.copytree(ROOT / "weights" / "vae", lying)
+    config = json.loads((lying / "config.json").read_text())
+    config["model"].update(hidden=8192, latent=64, image_shape=[1, 256, 256])
+    (lying / "config.json").write_text(json.dumps(config))
+    done = run_cli("evaluate", str(lying))
+    answers["config.json claiming 4 GB of weights"] = {"exit": done.returncode, "said": done.stderr.strip()[-120:]}
+    intact = (folder / "chapter.tex").read_text() == "months of work" and notes.read_text() == "keep me"
+    return {"answers": answers, "user_files_intact": intact}
 
 
 def main() -> None:
@@ -137,6 +179,7 @@ def main() -> None:
         kills = kill_during_writes(tmp / "killed", args.kills)
         queue = full_queue(tmp)
         bad = bad_inputs(tmp)
+        outputs = cli_outputs(tmp)
     print(json.dumps({
         "nan": nan,
         "stop_latency_ms": {"trials": len(stops), "p50": round(1000 * float(np.median(stops)), 1),
@@ -145,6 +188,7 @@ def main() -> None:
                                             "distinct_saves_hit": len(set(kills))},
         "full_queue": queue,
         "bad_inputs": bad,
+        "cli_outputs": outputs,
     }, ensure_ascii=False))
 
 

@@ -13,20 +13,30 @@ import math
 import gradio as gr
 from PIL import Image as PILImage
 
-from .handler import sketch_to_image, uploaded
+from .handler import Refusal, sketch_to_image, uploaded
 
 
 def _check_number(label: str | None, payload):
     if payload is None or isinstance(payload, bool) or not isinstance(payload, int | float):
-        raise gr.Error(f"{label or 'This value'} must be a number, not {str(payload)[:40]!r}")
+        raise Refusal(f"{label or 'This value'} must be a number, not {str(payload)[:40]!r}")
     if not math.isfinite(payload):
-        raise gr.Error(f"{label or 'This value'} must be a finite number")
+        raise Refusal(f"{label or 'This value'} must be a finite number")
 
 
 class Slider(gr.Slider):
     def preprocess(self, payload):
         _check_number(self.label, payload)
-        return super().preprocess(payload)
+        return _quietly(super().preprocess, payload)
+
+
+def _quietly(preprocess, payload):
+    """Gradio's own bound checks, their message kept, raised as a Refusal (no traceback in the log)."""
+    try:
+        return preprocess(payload)
+    except Refusal:
+        raise
+    except gr.Error as exc:
+        raise Refusal(exc.message) from None
 
 
 class ClassSlider(gr.Slider):
@@ -44,7 +54,7 @@ class ClassSlider(gr.Slider):
 class Number(gr.Number):
     def preprocess(self, payload):
         _check_number(self.label, payload)
-        return super().preprocess(payload)
+        return _quietly(super().preprocess, payload)
 
 
 class DigitImage(gr.Image):
@@ -59,7 +69,7 @@ class DigitImage(gr.Image):
         try:
             return super().preprocess(payload)
         except (OSError, ValueError, SyntaxError, PILImage.DecompressionBombError):
-            raise gr.Error("That file is not an image that can be read (try a PNG or JPEG of one digit).") from None
+            raise Refusal("That file is not an image that can be read (try a PNG or JPEG of one digit).") from None
 
 
 def digit_input(label: str, elem_id: str) -> DigitImage:

@@ -41,6 +41,17 @@ except ImportError:
         return fn
 
 
+class Refusal(gr.Error):
+    """A plain refusal of bad input: shown to the client, not printed to the server's log as a traceback.
+
+    Bad input is not a fault of the server; only unexpected failures leave a traceback (logged
+    by `user_facing`), so that the log stays a list of real problems.
+    """
+
+    def __init__(self, message: str):
+        super().__init__(message, print_exception=False)
+
+
 def user_facing(fn):
     """Turn our own plain-message exceptions into gr.Error, and anything else into a logged, generic one."""
 
@@ -51,10 +62,10 @@ def user_facing(fn):
         except gr.Error:
             raise
         except PLAIN as exc:
-            raise gr.Error(str(exc)) from None
+            raise Refusal(str(exc)) from None
         except Exception:
             log.exception("unexpected failure in %s", fn.__name__)
-            raise gr.Error("Something went wrong on the server (it has been logged). Please try again.") from None
+            raise Refusal("Something went wrong on the server (it has been logged). Please try again.") from None
 
     return wrapper
 
@@ -87,16 +98,16 @@ def uploaded(path) -> str:
     try:
         real = Path(str(path)).resolve(strict=True)
     except (OSError, RuntimeError, ValueError):
-        raise gr.Error(NOT_AN_UPLOAD) from None
+        raise Refusal(NOT_AN_UPLOAD) from None
     if not real.is_relative_to(folder) or not real.is_file():
-        raise gr.Error(NOT_AN_UPLOAD)
+        raise Refusal(NOT_AN_UPLOAD)
     return str(real)
 
 
 def picture(path, model: Model, label: str = "image"):
     """The uploaded or drawn picture as `model`'s training pictures were prepared."""
     if not path:
-        raise gr.Error(f"Upload or draw a picture first ({label} is empty)")
+        raise Refusal(f"Upload or draw a picture first ({label} is empty)")
     return prepare_upload(uploaded(path), model.config)
 
 

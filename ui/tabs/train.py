@@ -16,7 +16,7 @@ from vae_core.datasets import DATASETS, DEFAULT_LIKELIHOOD, ZipUpload
 
 from .. import limits
 from ..components import grid_image
-from ..handler import FREE, session_of, uploaded, user_facing
+from ..handler import FREE, Refusal, session_of, uploaded, user_facing
 from ..live_run import LOSS_SERIES, PART_SERIES, LiveRun, Snapshot, plot_frame
 from ..page import Page
 from ..session import Studio
@@ -81,18 +81,18 @@ class TrainTab:
             if upload is not None:
                 train_config = replace(train_config, dataset=upload.dataset_name)
         except ValueError as exc:
-            raise gr.Error(str(exc)) from None
+            raise Refusal(str(exc)) from None
         return self.studio.start_run(session_of(request), model_config, train_config, upload)
 
     @user_facing
     def _upload(self, zip_file, size: tuple[int, int], kind: str) -> ZipUpload:
         """The uploaded zip, surveyed; the run decodes it, showing progress, and Stop works while it does."""
         if not zip_file:
-            raise gr.Error("Upload a .zip of pictures first (or pick another dataset)")
+            raise Refusal("Upload a .zip of pictures first (or pick another dataset)")
         path = uploaded(zip_file)
         upload, classes = self.studio.upload(path, size, filename=path.replace("\\", "/").rsplit("/", 1)[-1])
         if kind == "cvae" and classes < 2:
-            raise gr.Error("These pictures have no class subfolders, so only the VAE can train on them: choose "
+            raise Refusal("These pictures have no class subfolders, so only the VAE can train on them: choose "
                            "Model vae, or put each class in its own subfolder of the zip.")
         return upload
 
@@ -119,7 +119,7 @@ class TrainTab:
     def adopt(self, request: gr.Request = None) -> tuple[str, gr.Button]:
         """Make the last run's model active in this session too."""
         if self.studio.adopt_run(session_of(request)) is None:
-            raise gr.Error("The last run left no model to use.")
+            raise Refusal("The last run left no model to use.")
         return self.studio.describe(session_of(request)), gr.Button(visible=False)
 
 
