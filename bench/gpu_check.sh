@@ -6,7 +6,7 @@
 # tests: the pytest tests marked `gpu` (every model trains on CUDA for 2 epochs, resume,
 #        a CUDA out-of-memory batch, --ddp with nccl on one process, --compile, and the
 #        app's endpoints serving a CUDA-trained model);
-# bench: bench/train_speed.py --device cuda --compile against the pytorch/examples loop
+# bench: bench/train_speed.py --device cuda --compile --cuda-graphs against the pytorch/examples loop
 #        on the same card (Fashion-MNIST from $FASHION_ROOT, default Debian's folder).
 # Needs the project's Python packages (requirements*.txt, or this repo on PYTHONPATH).
 # Takes about 5 minutes on an H100.
@@ -25,7 +25,7 @@ if [ "$part" != "bench" ]; then
 fi
 if [ "$part" != "tests" ]; then
   if [ -d "$fashion" ]; then
-    bench=$(python3 bench/train_speed.py --device cuda --compile --repeats 2 --data-root "$fashion" 2>>"$log" \
+    bench=$(python3 bench/train_speed.py --device cuda --compile --cuda-graphs --repeats 2 --data-root "$fashion" 2>>"$log" \
             | tail -1)
     [ -n "$bench" ] || bench='{"error": "train_speed failed: see the log"}'
   else

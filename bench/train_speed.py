@@ -109,12 +109,12 @@ def run_example(root: Path, device: torch.device, seed: int) -> dict:
     return {"images_per_s": len(train.dataset) / seconds, "test_loss": test_loss / len(test.dataset)}
 
 
-def run_vae_core(data_root: Path, device: str, seed: int, compile: bool = False) -> dict:
+def run_vae_core(data_root: Path, device: str, seed: int, compile: bool = False, graphs: bool = False) -> dict:
     data = in_passing_thread(load_dataset, "fashion-mnist", data_root)  # as the CLI does
     model = ModelConfig(hidden=400, latent=20, likelihood="bernoulli")
     epochs = 2 if compile else 1  # compiled: the first epoch pays the compilation, the second is timed
     trainer = Trainer(model, TrainConfig(dataset="fashion-mnist", epochs=epochs, batch_size=128, lr=1e-3, seed=seed,
-                                         device=device, compile=compile), dataset=data).start()
+                                         device=device, compile=compile, cuda_graphs=graphs), dataset=data).start()
     epochs_seen = [e for e in trainer.events() if e["event"] in ("epoch", "error")]
     if epochs_seen[-1]["event"] == "error":
         raise SystemExit(epochs_seen[-1]["message"])
@@ -155,7 +155,8 @@ def contender(args: argparse.Namespace) -> dict:
     if args.contender == "example":
         with tempfile.TemporaryDirectory() as tmp:
             return run_example(torchvision_root(Path(args.data_root), Path(tmp)), device, args.seed)
-    return run_vae_core(Path(args.data_root), args.device, args.seed, compile=args.contender == "compiled")
+    return run_vae_core(Path(args.data_root), args.device, args.seed, compile=args.contender == "compiled",
+                        graphs=args.contender == "graphed")
 
 
 def fresh(args: argparse.Namespace, which: str) -> dict:
@@ -184,12 +185,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--compile", action="store_true", help="also time vae_core with --compile")
-    parser.add_argument("--contender", choices=("example", "vae_core", "compiled", "peak"), help=argparse.SUPPRESS)
+    parser.add_argument("--cuda-graphs", action="store_true", help="also time vae_core with --cuda-graphs")
+    parser.add_argument("--contender", choices=("example", "vae_core", "compiled", "graphed", "peak"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.contender:
         print(json.dumps(contender(args)))
         return
-    names = ["example", "vae_core"] + (["compiled"] if args.compile else [])
+    names = ["example", "vae_core", *(["compiled"] if args.compile else []), *(["graphed"] if args.cuda_graphs else [])]
     runs = {name: [] for name in names}
     for _ in range(args.repeats):
         for name in names:
@@ -214,9 +217,11 @@ def main() -> None:
         "example_runs": [round(r["images_per_s"]) for r in runs["example"]],
         "vae_core_runs": [round(r["images_per_s"]) for r in runs["vae_core"]],
     }
-    if args.compile:
-        result["compiled_images_per_s"] = round(median["compiled"]["images_per_s"])
-        result["compiled_speedup"] = round(median["compiled"]["images_per_s"] / example["images_per_s"], 2)
+    for name in ("compiled", "graphed"):
+        if name in median:
+            result[f"{name}_images_per_s"] = round(median[name]["images_per_s"])
+            result[f"{name}_speedup"] = round(median[name]["images_per_s"] / example["images_per_s"], 2)
+            result[f"{name}_test_loss"] = round(median[name]["test_loss"], 2)
     print(json.dumps(result))
 
 

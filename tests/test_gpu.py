@@ -73,6 +73,16 @@ def test_compiled_training_on_cuda_matches_eager(subset):
     assert loss[1] == pytest.approx(loss[0], rel=0.01)
 
 
+@pytest.mark.parametrize("kind", ["vae", "cvae"])
+def test_training_replayed_from_a_cuda_graph_matches_eager(subset, kind):
+    model = ModelConfig(kind=kind)
+    eager = train(subset, model, epochs=2, seed=5)
+    graphed = train(subset, model, epochs=2, seed=5, cuda_graphs=True)
+    assert graphed[-1]["event"] == "done", graphed[-1]
+    loss = [[e["test_loss"] for e in run if e["event"] == "epoch"] for run in (eager, graphed)]
+    assert loss[1] == pytest.approx(loss[0], rel=0.01)  # the same batches and updates, one launch a step
+
+
 def test_the_apps_endpoints_serve_a_cuda_trained_model(tmp_path):
     pytest.importorskip("gradio")
     from gradio_client import Client

@@ -140,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="checkpoint folder to write after every epoch")
     train.add_argument("--json", action="store_true", help="print one JSON event a line on stdout")
     train.add_argument("--compile", action="store_true",
-                       help="torch.compile the training step (CUDA graphs on a GPU); compiling takes tens of seconds")
+                       help="torch.compile the training step (reduce-overhead mode on a GPU); takes tens of seconds")
+    train.add_argument("--cuda-graphs", action="store_true",
+                       help="replay the whole training step from a CUDA graph (GPU only; for launch-bound models)")
     train.add_argument("--ddp", action="store_true",
                        help="under torchrun: DistributedDataParallel (gloo on CPU, nccl on CUDA); "
                             "--batch-size is the global batch, split over the processes")
@@ -195,7 +197,7 @@ def _train(args: argparse.Namespace) -> int:
         dataset=args.dataset, data_root=args.data_root, image_size=args.image_size, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr,
         seed=args.seed, device=args.device, kl_warmup=args.kl_warmup, out=args.out, resume=args.resume, ddp=args.ddp,
-        compile=args.compile,
+        compile=args.compile, cuda_graphs=args.cuda_graphs,
         init_from=args.init_from,
     )
     if args.ddp and "RANK" not in os.environ:

@@ -164,6 +164,9 @@ class TrainConfig:
     # torch.compile the loss step (on CUDA in "reduce-overhead" mode, i.e. CUDA graphs): for a
     # launch-bound step on a GPU. Off by default: compiling takes tens of seconds.
     compile: bool = False
+    # Capture the whole training step (loss, backward, Adam) as a CUDA graph and replay it: for a
+    # launch-bound step on a GPU (vae_core/train/graphs.py). Ignored off CUDA and under DDP.
+    cuda_graphs: bool = False
 
     def __post_init__(self) -> None:
         problems = []

@@ -33,6 +33,7 @@ from ..models import Model, build_model, count_parameters
 from .device import resolve_device
 from .distributed import DistributedRun
 from .events import DONE, ERROR, STOPPED, EventHub
+from .graphs import GraphedStep
 from .memory import WontFit, check_fits
 
 EpochCallback = Callable[[Model, torch.Tensor, torch.Tensor], dict]
@@ -195,7 +196,8 @@ class Trainer:
         model.to(device).train()
         # The fused kernel updates every parameter in one pass: 1.5× the throughput of the
         # default on a 2-core CPU for the seed-sized models (bench/train_speed.py).
-        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=device.type in ("cpu", "cuda", "mps"))
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=device.type in ("cpu", "cuda", "mps"),
+                                     capturable=cfg.cuda_graphs and device.type == "cuda")
         if optimizer_state is not None:
             optimizer.load_state_dict(optimizer_state)
             for group in optimizer.param_groups:
@@ -220,19 +222,26 @@ class Trainer:
         window = torch.zeros(cfg.step_every, 3, device=device)
         sizes = torch.zeros(cfg.step_every, device=device)
         totals = torch.zeros(4, device=device)  # loss, recon, KL sums and images seen
-        start = time.perf_counter()
-        for step in range(steps):
-            if self._stop.is_set():
-                return None
-            idx = perm[step * bs : (step + 1) * bs][rank::world]
-            weight = kl_weight(model.config.beta, cfg.kl_warmup, epoch - 1 + step / steps)
+
+        def one_step(idx: torch.Tensor, weight: float | torch.Tensor) -> torch.Tensor:
             losses = step_model(x[idx], labels[idx], weight, noise_gen)
             optimizer.zero_grad(set_to_none=True)
             # DDP averages gradients over ranks; ×world makes that the gradient of the global batch's sum
             (losses["loss"] * world).backward()
             optimizer.step()
+            return torch.stack([losses["loss"], losses["recon"], losses["kl"]]).detach()
+
+        start = time.perf_counter()
+        graphed = GraphedStep(one_step, model, optimizer, bs, noise_gen, device) \
+            if cfg.cuda_graphs and device.type == "cuda" and world == 1 and n >= bs else None
+        for step in range(steps):
+            if self._stop.is_set():
+                return None
+            idx = perm[step * bs : (step + 1) * bs][rank::world]
+            weight = kl_weight(model.config.beta, cfg.kl_warmup, epoch - 1 + step / steps)
             slot = step % cfg.step_every
-            window[slot] = torch.stack([losses["loss"], losses["recon"], losses["kl"]]).detach()
+            # the last, smaller batch runs as it is: a graph replays one shape
+            window[slot] = graphed(idx, weight) if graphed and len(idx) == bs else one_step(idx, weight)
             sizes[slot] = len(idx)
             if slot == cfg.step_every - 1 or step == steps - 1:
                 used = slot + 1
