@@ -53,6 +53,8 @@ def test_every_tab_opens_and_answers(page):
     page.locator("#sample-btn").click()
     wait_for_image(page, "sample-grid")
     open_tab(page, "Conditional digit")
+    expect(page.locator("#conditional-classes")).to_contain_text("Classes of the active CVAE: 0 = 0", timeout=15_000)
+    expect(page.locator("#conditional-digit input[type=range]")).to_be_visible()
     page.locator("#conditional-btn").click()
     wait_for_image(page, "conditional-grid")
     open_tab(page, "Latent traverse")

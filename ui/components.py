@@ -46,6 +46,9 @@ class ClassSlider(gr.Slider):
     CVAE trained on your pictures may have more classes.
     """
 
+    def get_block_name(self) -> str:
+        return "slider"  # the browser draws it with Gradio's own slider
+
     def preprocess(self, payload):
         _check_number(self.label, payload)
         return payload

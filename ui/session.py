@@ -120,6 +120,7 @@ class Studio:
         pretrained = {role: open_checkpoint(settings.weights_dir / folder, f"weights/{folder}")
                       for role, folder in PRETRAINED.items()}
         process.warm()  # the first run's worker imports PyTorch now, not when someone presses Start
+        process.leave_cores_to_training()
         return cls(settings, pretrained)
 
     # -- each session's models ------------------------------------------------------------

@@ -54,7 +54,7 @@ def build(page: Page) -> None:
     with gr.Tab("Conditional digit", id="conditional", elem_id="tab-conditional") as opened, gr.Row():
         with gr.Column(scale=1):
             # its range follows the session's CVAE (the handler checks the model's own classes)
-            digit = ClassSlider(0, 9, value=0, step=1, label="Digit (class)")
+            digit = ClassSlider(0, 9, value=0, step=1, label="Digit (class)", elem_id="conditional-digit")
             names = gr.Markdown(elem_id="conditional-classes")
             n = limits.slider("n_samples", "n", 64)
             seed = limits.seed()

@@ -27,11 +27,17 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import torch
+
 from ..config import ModelConfig, TrainConfig
 from ..datasets import Dataset, ZipUpload
 from .events import ERROR, STOPPED, EventHub, is_final
 
 STOP = "stop"
+# The worker runs at a lower CPU priority than the server that started it: a server's requests
+# (people sampling, drawing, exploring) are interactive and brief, a run is a batch job that
+# takes whatever CPU they leave. Measured with bench/load.py (README, "Load and faults").
+WORKER_NICENESS = 5
 _HOME = str(Path(__file__).resolve().parents[2])  # the folder holding vae_core, for a child started from anywhere
 _spare: subprocess.Popen | None = None
 _spare_lock = threading.Lock()
@@ -43,8 +49,18 @@ def warm() -> None:
     with _spare_lock:
         if _spare is None or _spare.poll() is not None:
             path = os.pathsep.join(p for p in (_HOME, os.environ.get("PYTHONPATH")) if p)
-            _spare = subprocess.Popen([sys.executable, "-m", "vae_core.train.worker"], stdin=subprocess.PIPE,
+            _spare = subprocess.Popen([sys.executable, "-m", "vae_core.train.worker", str(WORKER_NICENESS)],
+                                      stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": path})
+
+
+def leave_cores_to_training() -> None:
+    """For a process whose runs train in workers (the app): its own PyTorch work runs on one thread.
+
+    Its requests are small (a grid of samples); on one thread each, two at a time use at most
+    the two cores a run also wants, instead of every request spreading over all cores.
+    """
+    torch.set_num_threads(1)
 
 
 def _take_spare() -> subprocess.Popen:

@@ -8,6 +8,7 @@ carries frames only.
 
 from __future__ import annotations
 
+import os
 import pickle
 import sys
 import threading
@@ -20,6 +21,7 @@ from .process import STOP
 
 
 def main() -> None:
+    os.nice(int(sys.argv[1]) if len(sys.argv) > 1 else 0)  # below the server's priority: see process.py
     channel, sys.stdout = sys.stdout.buffer, sys.stderr  # frames only on the real stdout
     commands = sys.stdin.buffer
     try:
