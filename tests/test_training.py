@@ -132,3 +132,16 @@ def test_iwae_bound_is_tighter_than_the_elbo(subset, tmp_path):
     assert metrics["iwae_nll"] < elbo
     assert metrics["iwae_nll"] > elbo - 30  # a bound, not a free lunch
     assert 1 <= metrics["active_units"] <= 10
+
+
+def test_a_nan_names_the_likely_setting_and_no_checkpoint_that_was_not_written(subset, tmp_path):
+    from vae_core.train.loop import nan_hint
+
+    assert "learning rate (100)" in nan_hint(100.0, 1.0, "mse")
+    assert "β = 50" in nan_hint(1e-3, 50.0, "mse") and "learning rate" not in nan_hint(1e-3, 50.0, "mse")
+    assert "variance" in nan_hint(1e-3, 1.0, "gaussian")
+    run(subset, tmp_path / "a", epochs=1)
+    _, events = run(subset, tmp_path / "b", epochs=3, lr=100.0, resume=str(tmp_path / "a"))
+    error = events[-1]
+    assert error["event"] == "error" and error["checkpoint"] is None  # b was never written
+    assert "No epoch had finished" in error["message"] and not (tmp_path / "b").exists()

@@ -17,6 +17,7 @@ import numpy as np
 
 DONE, STOPPED, ERROR = "done", "stopped", "error"
 FINAL_EVENTS = (DONE, STOPPED, ERROR)
+NO_CHECKPOINT = "No epoch had finished, so there is no checkpoint from this run."
 
 
 def is_final(event: dict) -> bool:
@@ -79,3 +80,21 @@ def _put_dropping_oldest(q: queue.Queue, event: dict) -> None:
                 q.get_nowait()
             except queue.Empty:
                 pass
+
+
+class Followed:
+    """What a run offers its watchers, over its `hub`: a queue of every event, or the events until the end."""
+
+    hub: EventHub
+
+    def join(self, timeout: float | None = None) -> bool:
+        raise NotImplementedError
+
+    def subscribe(self, maxsize: int = 10_000) -> queue.Queue:
+        """A queue that receives every event from now on (and every earlier one, replayed)."""
+        return self.hub.subscribe(maxsize)
+
+    def events(self, timeout: float | None = None) -> Iterator[dict]:
+        """Every event until the run ends; returns once the run has finished."""
+        yield from self.hub.follow(timeout)
+        self.join()

@@ -14,10 +14,9 @@ that epoch's event.
 from __future__ import annotations
 
 import math
-import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from ..losses import kl_weight
 from ..models import Model, build_model, count_parameters
 from .device import resolve_device
 from .distributed import DistributedRun
-from .events import DONE, ERROR, STOPPED, EventHub
+from .events import DONE, ERROR, NO_CHECKPOINT, STOPPED, EventHub, Followed
 from .graphs import GraphedStep
 from .memory import WontFit, check_fits
 
@@ -43,7 +42,7 @@ class NonFiniteLoss(Exception):
     pass
 
 
-class Trainer:
+class Trainer(Followed):
     """One training run. `start()` launches it; events arrive through `subscribe()` queues (see `events`)."""
 
     def __init__(self, model_config: ModelConfig, train_config: TrainConfig,
@@ -75,15 +74,6 @@ class Trainer:
     def history(self) -> list[dict]:
         return self.hub.history
 
-    def subscribe(self, maxsize: int = 10_000) -> queue.Queue:
-        """A queue that receives every event from now on (and every earlier one, replayed)."""
-        return self.hub.subscribe(maxsize)
-
-    def events(self, timeout: float | None = None) -> Iterator[dict]:
-        """Every event until the run ends; returns once the thread has finished."""
-        yield from self.hub.follow(timeout)
-        self.join()
-
     def _emit(self, event: dict) -> None:
         if self.ddp.is_main or event["event"] in (DONE, STOPPED, ERROR):
             self.hub.publish(event)  # other ranks report only how they ended
@@ -100,7 +90,10 @@ class Trainer:
             step_model = self.ddp.wrap(model, device)
             if self.config.compile:
                 step_model = torch.compile(step_model, mode="reduce-overhead" if device.type == "cuda" else "default")
-            last_saved = first_epoch - 1 if self.config.resume else None
+            # a checkpoint is intact only where this run writes: resuming into another --out has none yet
+            resumed_here = self.config.resume and self.checkpoint_path is not None and \
+                Path(self.config.resume).resolve() == self.checkpoint_path.resolve()
+            last_saved = first_epoch - 1 if resumed_here else None
             train_x, train_y = data.tensors("train", device)
             test_x, test_y = data.tensors("test", device)
             self._emit({
@@ -166,7 +159,7 @@ class Trainer:
 
     def _stop_message(self, last_saved: int | None) -> str:
         if last_saved is None:
-            return "No epoch had finished, so there is no checkpoint from this run."
+            return NO_CHECKPOINT
         return f"The checkpoint of epoch {last_saved} is intact."
 
     def _prepare(self, data: Dataset, device: torch.device):
@@ -251,7 +244,7 @@ class Trainer:
                     global_step = (epoch - 1) * steps + step - slot + int(bad[0]) + 1
                     raise NonFiniteLoss(
                         f"The loss became {values[int(bad[0]), 0].item()} at step {global_step} (epoch {epoch}). "
-                        f"The learning rate ({cfg.lr:g}) is probably too high: try it 10× lower."
+                        f"{nan_hint(cfg.lr, model.config.beta, model.config.likelihood)}"
                     )
                 totals[:3] += window[:used].sum(0)
                 totals[3] += sizes[:used].sum()
@@ -282,6 +275,18 @@ class Trainer:
                  if k not in ("out", "resume", "data_root", "init_from")}
         return {"dataset": data.name, "dataset_note": data.note, "class_names": list(data.class_names),
                 "epochs_trained": epoch, "metrics": past[-1], "history": past, "train": train}
+
+
+def nan_hint(lr: float, beta: float, likelihood: str) -> str:
+    """The likeliest cause of a NaN loss, read from the run's settings, and what to try."""
+    if lr > 1e-2:
+        return f"The learning rate ({lr:g}) is probably too high: try it 10× lower."
+    if beta > 10:
+        return f"β = {beta:g} weighs the KL very heavily: try a smaller β, or a KL warm-up."
+    if likelihood == "gaussian":
+        return "The gaussian likelihood's learned variance can collapse: try mse or bernoulli, or a lower learning " \
+            "rate."
+    return f"Try a lower learning rate (now {lr:g})."
 
 
 def _generator(device: torch.device, seed: int) -> torch.Generator:

@@ -20,18 +20,16 @@ from __future__ import annotations
 
 import os
 import pickle
-import queue
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
 from ..config import ModelConfig, TrainConfig
 from ..datasets import Dataset, ZipUpload
-from .events import ERROR, STOPPED, EventHub, is_final
+from .events import ERROR, NO_CHECKPOINT, STOPPED, EventHub, Followed, is_final
 
 STOP = "stop"
 # The worker runs at a lower CPU priority than the server that started it: a server's requests
@@ -71,7 +69,7 @@ def _take_spare() -> subprocess.Popen:
     return taken
 
 
-class ProcessTrainer:
+class ProcessTrainer(Followed):
     """A Trainer whose loop runs in a worker process; events arrive here as if it were local."""
 
     def __init__(self, model_config: ModelConfig, train_config: TrainConfig,
@@ -106,19 +104,11 @@ class ProcessTrainer:
         with self._lock:
             begun = self._begun
         if not begun:
-            self._publish({"event": STOPPED, "epoch": 0, "checkpoint": None,
-                           "message": "No epoch had finished, so there is no checkpoint from this run."})
+            self._publish({"event": STOPPED, "epoch": 0, "checkpoint": None, "message": NO_CHECKPOINT})
 
     def join(self, timeout: float | None = None) -> bool:
         self._relay.join(timeout)
         return not self._relay.is_alive()
-
-    def subscribe(self, maxsize: int = 10_000) -> queue.Queue:
-        return self.hub.subscribe(maxsize)
-
-    def events(self, timeout: float | None = None) -> Iterator[dict]:
-        yield from self.hub.follow(timeout)
-        self.join()
 
     def _publish(self, event: dict) -> bool:
         """Publish unless the run has already ended; True once it has."""
