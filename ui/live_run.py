@@ -1,7 +1,8 @@
 """One training run as the browser sees it: plot rows, latest pictures, a status line.
 
-The run itself is vae_core's Trainer thread; this object only reads its events, so any
-number of browsers (or none) can watch, and a browser that closes changes nothing.
+The run itself is vae_core's Trainer thread, hosted in a worker process (ProcessTrainer);
+this object only reads its events, so any number of browsers (or none) can watch, and a
+browser that closes changes nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vae_core.train import Trainer, is_final
+from vae_core.train import ProcessTrainer, is_final
 
 log = logging.getLogger("vae_studio")
 MAX_POINTS_PER_SERIES = 400
@@ -49,7 +50,7 @@ class LiveRun:
     active for the owner; other sessions may adopt it.
     """
 
-    def __init__(self, trainer: Trainer, kind: str, run_dir: Path, owner: str,
+    def __init__(self, trainer: ProcessTrainer, kind: str, run_dir: Path, owner: str,
                  on_finish: Callable[[LiveRun], Any]):
         self.trainer, self.kind, self.run_dir, self.owner = trainer, kind, run_dir, owner
         self.on_finish = on_finish

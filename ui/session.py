@@ -37,6 +37,7 @@ DROPPED_NOTICE = ("This server keeps the models trained in its {n} most recently
                   "were dropped to make room: the pretrained models are active again. Download a run's checkpoint "
                   "to keep it.")
 _REMEMBER_DROPPED = 10_000
+DATASETS_KEPT = 4  # decoded test sets kept in memory (MNIST, Fashion-MNIST, a few uploads)
 
 
 @dataclass(frozen=True)
@@ -89,11 +90,6 @@ class SessionModels:
                 self._dropped[gone] = None
                 if len(self._dropped) > _REMEMBER_DROPPED:
                     self._dropped.popitem(last=False)
-
-    def everyone(self) -> list[ActiveModel]:
-        """Every session's own models (for deciding which cached uploads are still needed)."""
-        with self._lock:
-            return [active for roles in self._own.values() for active in roles.values()]
 
     def take_dropped(self, session: str) -> bool:
         """Whether this session's models were dropped since it last asked (said once)."""
@@ -159,6 +155,8 @@ class Studio:
                 cached = load_dataset(name, image_size=active.model.config.image_shape[1:])
             with self._lock:
                 self._datasets[name] = cached
+                while len(self._datasets) > DATASETS_KEPT:  # oldest first; a dropped one is read again if asked
+                    self._datasets.pop(next(iter(self._datasets)))
         return cached
 
     def upload(self, path: str, size: tuple[int, int], filename: str) -> tuple[ZipUpload, int]:

@@ -175,6 +175,9 @@ class TrainConfig:
         _collect(problems, check_choice, "device", self.device, DEVICES)
         if self.step_every < 1:
             problems.append("step_every must be ≥ 1")
+        if self.compile and self.cuda_graphs:
+            problems.append("choose one of compile and cuda graphs: compile's reduce-overhead mode captures graphs "
+                            "of its own")
         if problems:
             raise ValueError("; ".join(problems))
 

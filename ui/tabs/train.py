@@ -96,6 +96,7 @@ class TrainTab:
                            "Model vae, or put each class in its own subfolder of the zip.")
         return upload
 
+    @user_facing
     def stop(self) -> str:
         """Stop the run in progress; it ends within a second, keeping its last finished epoch."""
         if self.studio.stop():

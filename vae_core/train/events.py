@@ -1,8 +1,9 @@
 """The events a run streams, and the hub that fans them out to any number of subscribers.
 
-Events are plain dicts with an "event" name: `dataset_note`, `start`, `step` (every
-`step_every` steps), `epoch` (after each epoch, with whatever the run's `on_epoch`
-callback added, e.g. pictures), then exactly one final event.
+Events are plain dicts with an "event" name: `reading` (progress while an upload is
+decoded), `dataset_note`, `start`, `step` (every `step_every` steps), `epoch` (after each
+epoch, with whatever the run's `on_epoch` callback added, e.g. pictures), then exactly one
+final event.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ class EventHub:
     """Every event goes to every subscriber's queue; a late subscriber gets the history replayed first.
 
     Publishing never blocks: a slow subscriber loses its oldest events rather than ever
-    holding up training.
+    holding up training. The history keeps events without their arrays (pictures), so a run
+    of thousands of epochs does not keep thousands of pictures.
     """
 
     def __init__(self) -> None:
@@ -44,7 +46,7 @@ class EventHub:
     def publish(self, event: dict) -> None:
         event.setdefault("time", time.time())
         with self._lock:
-            self.history.append(event)
+            self.history.append({k: v for k, v in event.items() if not isinstance(v, np.ndarray)})
             for q in self._subscribers:
                 _put_dropping_oldest(q, event)
 

@@ -70,10 +70,6 @@ class Trainer(Followed):
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
-    @property
-    def history(self) -> list[dict]:
-        return self.hub.history
-
     def _emit(self, event: dict) -> None:
         if self.ddp.is_main or event["event"] in (DONE, STOPPED, ERROR):
             self.hub.publish(event)  # other ranks report only how they ended

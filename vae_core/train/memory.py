@@ -1,10 +1,11 @@
 """Will a run fit? Its memory, estimated from the settings before anything is allocated.
 
-The model is built on PyTorch's "meta" device (shapes, no storage) and one batch is run
-through it there, so the count of parameters and of the activations kept for the
-backward pass is exact for any architecture; the data set adds its own tensors. A run
-that cannot fit in the memory free now is refused with its numbers, instead of running
-the machine out of memory (or, on a shared server, its neighbours).
+The model is built on PyTorch's "meta" device (shapes, no storage) and one batch's loss is
+computed there, counting every tensor autograd saves for the backward pass (each storage
+once): the count of parameters and of saved activations holds for any architecture. The
+data set adds its own tensors. A run that cannot fit in the memory free now is refused
+with its numbers, instead of running the machine (or, on a shared server, its neighbours)
+out of memory. The free memory honours a container's cgroup limit.
 """
 
 from __future__ import annotations
@@ -26,20 +27,23 @@ HEADROOM = 0.8  # of the free memory a run may plan to use
 
 
 def estimate_bytes(config: ModelConfig, batch_size: int, n_images: int) -> dict[str, int]:
-    """Parameters with their gradients and Adam's two moments; one batch's saved activations; the data."""
+    """Parameters with their gradients and Adam's two moments; what one batch saves for backward; the data."""
+    saved: dict[int, int] = {}
+
+    def keep(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        saved[id(storage)] = max(saved.get(id(storage), 0), tensor.numel() * tensor.element_size())
+        return tensor
+
     with torch.device("meta"):
         model = build_model(config)
-        sizes: list[int] = []
-        hooks = [m.register_forward_hook(lambda _m, _i, out: sizes.append(_numel(out))) for m in model.modules()]
         batch = min(batch_size, n_images)
         x = torch.empty(batch, *config.image_shape)
         labels = torch.zeros(batch, dtype=torch.long)
-        model.loss_function(x, labels, 1.0)
-        for hook in hooks:
-            hook.remove()
+        with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
+            model.loss_function(x, labels, 1.0)["loss"]
     params = sum(p.numel() for p in model.parameters())
-    return {"model": 4 * params * FLOAT, "batch": 2 * sum(sizes) * FLOAT,  # outputs and their gradients
-            "data": n_images * config.n_pixels * FLOAT}
+    return {"model": 4 * params * FLOAT, "batch": sum(saved.values()), "data": n_images * config.n_pixels * FLOAT}
 
 
 def check_fits(config: ModelConfig, batch_size: int, n_images: int, device: torch.device) -> None:
@@ -62,17 +66,20 @@ def free_bytes(device: torch.device) -> int | None:
         return torch.cuda.mem_get_info(device)[0]
     if device.type == "cpu":
         try:
-            for line in Path("/proc/meminfo").read_text().splitlines():
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-        except OSError:
+            available = next(int(line.split()[1]) * 1024 for line in Path("/proc/meminfo").read_text().splitlines()
+                             if line.startswith("MemAvailable:"))
+        except (OSError, StopIteration, ValueError):
             return None
+        return min(available, _cgroup_room() or available)
     return None
 
 
-def _numel(out) -> int:
-    if isinstance(out, torch.Tensor):
-        return out.numel()
-    if isinstance(out, tuple | list):
-        return sum(_numel(o) for o in out)
-    return 0
+def _cgroup_room() -> int | None:
+    """What a container's memory limit leaves (cgroup v2), where one is set: a Space's, Docker's."""
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+    except (OSError, ValueError):
+        return None
+    return None if limit == "max" else max(int(limit) - used, 0)
+

@@ -43,13 +43,17 @@ _spare_lock = threading.Lock()
 
 def warm() -> None:
     """Start a spare worker process now (it imports PyTorch while nobody waits for it)."""
-    global _spare
     with _spare_lock:
-        if _spare is None or _spare.poll() is not None:
-            path = os.pathsep.join(p for p in (_HOME, os.environ.get("PYTHONPATH")) if p)
-            _spare = subprocess.Popen([sys.executable, "-m", "vae_core.train.worker", str(WORKER_NICENESS)],
-                                      stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": path})
+        _ensure_spare()
+
+
+def _ensure_spare() -> None:
+    global _spare
+    if _spare is None or _spare.poll() is not None:
+        path = os.pathsep.join(p for p in (_HOME, os.environ.get("PYTHONPATH")) if p)
+        _spare = subprocess.Popen([sys.executable, "-m", "vae_core.train.worker", str(WORKER_NICENESS)],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  env={**os.environ, "PYTHONPATH": path})
 
 
 def leave_cores_to_training() -> None:
@@ -63,8 +67,8 @@ def leave_cores_to_training() -> None:
 
 def _take_spare() -> subprocess.Popen:
     global _spare
-    warm()
-    with _spare_lock:
+    with _spare_lock:  # one section: two callers never share a spare
+        _ensure_spare()
         taken, _spare = _spare, None
     return taken
 
@@ -94,8 +98,8 @@ class ProcessTrainer(Followed):
         try:
             pickle.dump(message, self._child.stdin)
             self._child.stdin.flush()
-        except (BrokenPipeError, OSError):
-            pass  # the child is gone; the relay reports how it ended
+        except (OSError, ValueError):  # a broken pipe, or stdin already closed: the child is gone or done
+            pass
 
     def stop(self) -> None:
         """Ask the child to stop; a run whose child has not begun yet ends here and now."""
@@ -103,8 +107,9 @@ class ProcessTrainer(Followed):
             self._send(STOP)
         with self._lock:
             begun = self._begun
-        if not begun:
+        if not begun:  # nothing worth keeping yet: end it here, and end the child, so no two runs overlap
             self._publish({"event": STOPPED, "epoch": 0, "checkpoint": None, "message": NO_CHECKPOINT})
+            self._child.kill()
 
     def join(self, timeout: float | None = None) -> bool:
         self._relay.join(timeout)
@@ -122,18 +127,26 @@ class ProcessTrainer(Followed):
 
     def _follow(self) -> None:
         """Relay the child's events; a child that dies without a final event is reported as one."""
-        while True:
+        try:
+            while True:
+                try:
+                    event = pickle.load(self._child.stdout)
+                    if not isinstance(event, dict) or "event" not in event:
+                        raise ValueError("not an event")
+                except Exception:  # noqa: BLE001 - EOF, a garbled frame: either way the child is done for
+                    self._child.kill()
+                    kept = "its last checkpoint is complete" if self._saved else "no epoch had finished"
+                    event = {"event": ERROR, "kind": "process", "checkpoint": self._saved,
+                             "message": f"the training process ended unexpectedly (exit code {self._child.wait()});"
+                                        f" {kept}"}
+                if event["event"] == "epoch" and self.config.out:
+                    self._saved = self.config.out
+                if self._publish(event):
+                    break
+        finally:
+            self._child.stdin.close()
             try:
-                event = pickle.load(self._child.stdout)
-            except (EOFError, OSError, pickle.UnpicklingError):
-                kept = "its last checkpoint is complete" if self._saved else "no epoch had finished"
-                event = {"event": ERROR, "kind": "process", "checkpoint": self._saved,
-                         "message": f"the training process ended unexpectedly (exit code {self._child.wait()}); "
-                                    f"{kept}"}
-            if event["event"] == "epoch" and self.config.out:
-                self._saved = self.config.out
-            if self._publish(event):
-                break
-        self._child.stdin.close()
-        self._child.wait()
-        self.hub.close()
+                self._child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._child.kill()
+            self.hub.close()

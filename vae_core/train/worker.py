@@ -22,7 +22,11 @@ from .process import STOP
 
 def main() -> None:
     os.nice(int(sys.argv[1]) if len(sys.argv) > 1 else 0)  # below the server's priority: see process.py
-    channel, sys.stdout = sys.stdout.buffer, sys.stderr  # frames only on the real stdout
+    # frames only on the real stdout: anything else written to fd 1, by Python or by native code
+    # (compilers, CUDA), goes to stderr instead
+    channel = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     commands = sys.stdin.buffer
     try:
         model_config, train_config, dataset, on_epoch = pickle.load(commands)
