@@ -191,3 +191,22 @@ def test_refused_input_leaves_no_traceback_in_the_server_log(server, client, tmp
             client.predict(**kwargs)
     client.predict(n=4, api_name="/sample")
     assert "Traceback" not in open(log).read()[before:]  # bad input is no fault of the server's
+
+
+def test_a_damaged_zip_gets_one_plain_sentence(tmp_path):
+    import zipfile
+
+    import pytest
+
+    from vae_core.datasets import DataError, load_image_zip
+
+    damaged = tmp_path / "damaged.zip"
+    with zipfile.ZipFile(damaged, "w", zipfile.ZIP_DEFLATED) as archive:
+        for i in range(3):
+            archive.writestr(f"a/{i}.png", blank_png(28))
+    raw = bytearray(damaged.read_bytes())
+    header = raw.find(b"PK\x03\x04")
+    raw[header + 30 + len("a/0.png") + 5] ^= 0xFF  # a byte inside the first member's compressed data
+    damaged.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match="damaged"):
+        load_image_zip(damaged)

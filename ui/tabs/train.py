@@ -80,6 +80,8 @@ class TrainTab:
                 if settings["dataset"] == UPLOAD else None
             if upload is not None:
                 train_config = replace(train_config, dataset=upload.dataset_name)
+        except gr.Error:
+            raise  # already a sentence for the user (gr.Error is itself a ValueError)
         except ValueError as exc:
             raise Refusal(str(exc)) from None
         return self.studio.start_run(session_of(request), model_config, train_config, upload)

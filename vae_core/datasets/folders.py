@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -134,12 +135,15 @@ def _reader(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[[], byt
     def read() -> bytes:
         try:
             return archive.read(info)
+        except NotImplementedError:  # before RuntimeError, of which it is a subclass
+            raise DataError(f"{info.filename[:80]} is packed with a compression method that cannot be read here; "
+                            "zip the pictures with the standard (deflate) method") from None
         except RuntimeError:  # zipfile's word for an encrypted member
             raise DataError(f"{info.filename[:80]} in the zip is encrypted; zip the pictures without a password") \
                 from None
-        except NotImplementedError:
-            raise DataError(f"{info.filename[:80]} is packed with a compression method that cannot be read here; "
-                            "zip the pictures with the standard (deflate) method") from None
+        except (zipfile.BadZipFile, zlib.error, EOFError):
+            raise DataError(f"{info.filename[:80]} in the zip is damaged (its data does not match its checksum); "
+                            "zip the pictures again") from None
 
     return read
 
