@@ -210,3 +210,31 @@ def test_a_damaged_zip_gets_one_plain_sentence(tmp_path):
     damaged.write_bytes(bytes(raw))
     with pytest.raises(DataError, match="damaged"):
         load_image_zip(damaged)
+
+
+def test_the_zip_survey_unpacks_only_headers(tmp_path):
+    """990 members of 1 MB of zeros each (a 1 MB zip) are surveyed without unpacking a gigabyte."""
+    import zipfile
+
+    from vae_core.datasets import ZipUpload
+
+    archive = tmp_path / "zeros.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        for i in range(990):
+            z.writestr(f"a/{i}.png", bytes(1_000_000))
+        for i in range(2):
+            z.writestr(f"a/real{i}.png", blank_png(28))
+    unpacked = []
+    original = zipfile.ZipExtFile.read
+
+    def counting(self, n=-1):  # counts what zipfile itself hands out; nothing of ours is replaced
+        data = original(self, n)
+        unpacked.append(len(data))
+        return data
+
+    zipfile.ZipExtFile.read = counting
+    try:
+        assert ZipUpload(str(archive), (28, 28), "zeros.zip").survey() == 0
+    finally:
+        zipfile.ZipExtFile.read = original
+    assert sum(unpacked) < 100_000_000  # under 100 MB of the 990 MB the members hold

@@ -76,14 +76,12 @@ class TrainTab:
         """Check every setting, read an uploaded zip, and start the run (or find the one going)."""
         try:
             model_config, train_config = configs(settings, self.studio.settings.train_device)
-            upload = self._upload(settings["zip_file"], train_config.image_size, model_config.kind) \
-                if settings["dataset"] == UPLOAD else None
-            if upload is not None:
-                train_config = replace(train_config, dataset=upload.dataset_name)
-        except gr.Error:
-            raise  # already a sentence for the user (gr.Error is itself a ValueError)
         except ValueError as exc:
             raise Refusal(str(exc)) from None
+        upload = self._upload(settings["zip_file"], train_config.image_size, model_config.kind) \
+            if settings["dataset"] == UPLOAD else None
+        if upload is not None:
+            train_config = replace(train_config, dataset=upload.dataset_name)
         return self.studio.start_run(session_of(request), model_config, train_config, upload)
 
     @user_facing

@@ -8,6 +8,7 @@ server (a zip bomb, a path that leaves the folder, too many files) are refused w
 
 from __future__ import annotations
 
+import functools
 import io
 import zipfile
 import zlib
@@ -32,7 +33,9 @@ MAX_COMPRESSION_RATIO = 200  # real image files compress 1–3×; a bomb compres
 MAX_TOTAL_PIXELS = 250_000_000
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm"}
 
-Entry = tuple[PurePosixPath, Callable[[], bytes]]
+# a file's bytes: all of them, or (given a count) only its first bytes, without unpacking the rest
+Entry = tuple[PurePosixPath, Callable[..., bytes]]
+HEADER_BYTES = 65_536  # enough for any picture format's size header (a JPEG's may follow 64 kB of EXIF)
 Progress = Callable[[int, int], None]
 
 
@@ -48,7 +51,7 @@ def load_image_folder(path: str | Path, size: tuple[int, int] = (28, 28)) -> Dat
             continue
         if not file.resolve().is_relative_to(real_root):
             raise DataError(f"{file.relative_to(root)} links outside the folder; refusing the folder")
-        entries.append((PurePosixPath(file.relative_to(root).as_posix()), file.read_bytes))
+        entries.append((PurePosixPath(file.relative_to(root).as_posix()), functools.partial(_read_file, file)))
         if len(entries) > MAX_IMAGES:
             raise DataError(f"the folder holds more than {MAX_IMAGES:,} files; use a smaller set")
     return images_to_dataset(f"{FOLDER_PREFIX}{root}", entries, size)
@@ -86,7 +89,7 @@ class ZipUpload:
             budget = PixelBudget(MAX_TOTAL_PIXELS)
             for _, read in pictures:
                 try:
-                    with Image.open(io.BytesIO(read())) as im:  # the header only: nothing is decoded here
+                    with Image.open(io.BytesIO(read(HEADER_BYTES))) as im:  # the header: nothing else is unpacked
                         budget.spend(im.size[0] * im.size[1])
                 except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
                     continue  # unreadable: skipped by load, and counted in its note
@@ -130,11 +133,17 @@ def _check_archive(infos: list[zipfile.ZipInfo]) -> None:
                         f"{MAX_UNPACKED_BYTES / 1e9:.0f} GB")
 
 
-def _reader(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[[], bytes]:
+def _read_file(file: Path, count: int = -1) -> bytes:
+    with open(file, "rb") as f:
+        return f.read(count)
+
+
+def _reader(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[..., bytes]:
     # ZipExtFile stops at the header's declared size, which _check_archive has bounded.
-    def read() -> bytes:
+    def read(count: int = -1) -> bytes:
         try:
-            return archive.read(info)
+            with archive.open(info) as member:
+                return member.read(count)
         except NotImplementedError:  # before RuntimeError, of which it is a subclass
             raise DataError(f"{info.filename[:80]} is packed with a compression method that cannot be read here; "
                             "zip the pictures with the standard (deflate) method") from None
