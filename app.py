@@ -13,6 +13,7 @@ import logging
 
 import gradio as gr
 
+from ui.gate import GatedBlocks
 from ui.handler import FREE, session_of
 from ui.page import Page
 from ui.session import Studio
@@ -31,7 +32,7 @@ SHARE_HOST = "api.gradio.app"  # share links tunnel through Gradio's servers
 
 def build(studio: Studio) -> gr.Blocks:
     lifetime = studio.settings.upload_lifetime_s
-    with gr.Blocks(title="VAE Studio", delete_cache=(lifetime, lifetime)) as demo:
+    with GatedBlocks(title="VAE Studio", delete_cache=(lifetime, lifetime)) as demo:
         gr.Markdown("# VAE Studio\nTrain a variational autoencoder live, then sample it, walk its latent space, "
                     "ask it for a chosen digit or let it complete a half-hidden one.")
         page = Page(studio, gr.Markdown(elem_id="active-models"))

@@ -238,3 +238,72 @@ def test_the_zip_survey_unpacks_only_headers(tmp_path):
     finally:
         zipfile.ZipExtFile.read = original
     assert sum(unpacked) < 100_000_000  # under 100 MB of the 990 MB the members hold
+
+
+def test_a_drawings_picture_is_size_checked_before_it_is_decoded(server, tmp_path):
+    """The drawing pad's private event is reachable through the queue: its picture is checked like any upload."""
+    from testing.rawapi import fn_index, join, upload
+
+    huge = tmp_path / "huge.png"  # 144 megapixels in 170 kB: decoding it would take seconds and 4.5 GB
+    Image.new("L", (12000, 12000), 255).save(huge)
+    event = fn_index(server.url, "sketch_to_image")
+    answers = []
+    for composite in ({"path": upload(server.url, str(huge)), "meta": {"_type": "gradio.FileData"}},
+                      {"path": "/etc/hostname", "meta": {"_type": "gradio.FileData"}}):
+        message = join(server.url, event, [{"background": None, "layers": [], "composite": composite}])
+        assert message["success"] is False
+        answers.append(message["output"]["error"])
+    assert "megapixels" in answers[0] and answers[1] == NOT_AN_UPLOAD
+
+
+def test_gradios_own_refusals_become_sentences_without_tracebacks(server, tmp_path):
+    """Payloads that Gradio itself refuses before any handler runs: a wrong choice, a picture that is
+    not a file, a file marked as Gradio's naming a server path (the same sentence whether it exists)."""
+    log = server.log.name
+    before = len(open(log).read())
+    existing = tmp_path / "there.png"
+    Image.new("L", (28, 28)).save(existing)
+    cases = {("explain", "reduction"): [None, "vae", 0, 1.0, "median", 0],
+             ("train", "kind"): ["nokind", "mnist", 1, 10, 128, 1e-3, "mlp", 200, "mse", 1.0, 0, 0, None, 28, 28],
+             ("reconstruct", "text"): ["abc"], ("reconstruct", "number"): [5],
+             ("reconstruct", "exists"): [{"path": str(existing), "meta": {"_type": "gradio.FileData"}}],
+             ("reconstruct", "missing"): [{"path": str(tmp_path / "no.png"), "meta": {"_type": "gradio.FileData"}}]}
+    said = {}
+    for (endpoint, case), data in cases.items():
+        kind, message = call(server.url, endpoint, data)
+        assert kind == "error" and isinstance(message, dict) and message.get("error"), (case, message)
+        said[case] = message["error"]
+        assert "<class" not in said[case] and "object at" not in said[case] and str(tmp_path) not in said[case]
+    assert "'sum'" in said["reduction"] and "'median'" in said["reduction"] and "'vae'" in said["kind"]
+    assert said["exists"] == said["missing"] == NOT_AN_UPLOAD
+    assert "Traceback" not in open(log).read()[before:]
+
+
+def test_tiny_pictures_trained_large_are_charged_at_their_training_size(tmp_path):
+    """4,000 8×8 PNGs are 0.3 megapixels decoded, but 262 megapixels once resized to 256×256."""
+    import zipfile
+
+    import pytest
+
+    from vae_core.datasets import DataError
+    from vae_core.datasets.folders import ZipUpload
+
+    archive = tmp_path / "tiny.zip"
+    buffer = __import__("io").BytesIO()
+    Image.new("L", (8, 8), 128).save(buffer, format="PNG")
+    with zipfile.ZipFile(archive, "w") as z:
+        for i in range(4000):
+            z.writestr(f"{i % 2}/{i}.png", buffer.getvalue())
+    assert ZipUpload(str(archive), (28, 28), "tiny").survey() == 2  # fine at 28×28
+    with pytest.raises(DataError, match="megapixels"):
+        ZipUpload(str(archive), (256, 256), "tiny").survey()
+
+
+def test_decoded_datasets_kept_in_memory_are_bounded_by_bytes(subset):
+    from ui.session import trim_to
+
+    kept = {name: subset for name in ("a", "b", "c")}
+    trim_to(kept, 2 * subset.nbytes)
+    assert list(kept) == ["b", "c"]
+    trim_to(kept, 0)
+    assert list(kept) == ["c"]  # the newest stays, whatever the bound

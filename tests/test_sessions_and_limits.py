@@ -9,9 +9,10 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from ui.session import ActiveModel, SessionModels
+from ui.session import ActiveModel, SessionModels, model_bytes
 from ui.tabs.train import SETTINGS, configs
-from vae_core.config import LIMITS
+from vae_core.config import LIMITS, ModelConfig
+from vae_core.models import build_model
 
 
 def grid(path) -> np.ndarray:
@@ -87,17 +88,43 @@ def test_a_run_is_its_owners_and_others_can_adopt_it(server):
     assert np.array_equal(owners, grid(other.predict(n=16, seed=3, api_name="/sample")))  # adopted: the same model
 
 
+def real_model(hidden: int = 16) -> ActiveModel:
+    return ActiveModel(build_model(ModelConfig(kind="vae", latent=2, hidden=hidden)), "runs/x", {})
+
+
 def test_sessions_beyond_the_capacity_lose_their_models_oldest_first_and_are_told_once():
-    store = SessionModels(capacity=2)
-    model = ActiveModel(model=None, source="runs/x", info={})
+    store = SessionModels(capacity=2, max_bytes=10**9)
+    model = real_model()
     for session in ("a", "b", "c"):
-        store.set(session, "vae", model)
+        store.set(session, "vae", model, trained=True)
     assert store.get("a") == {} and store.get("b") == store.get("c") == {"vae": model}
     assert store.take_dropped("a") and not store.take_dropped("a")  # said once
     assert not store.take_dropped("b") and not store.take_dropped("never-seen")
     store.get("b")  # b is now the most recent: c goes next
-    store.set("d", "vae", model)
+    store.set("d", "vae", model, trained=True)
     assert store.get("c") == {} and store.get("b") != {}
+
+
+def test_a_crowd_of_adopters_cannot_push_out_a_session_that_trained():
+    store = SessionModels(capacity=2, max_bytes=10**9, adopters=5)
+    mine, run = real_model(), real_model()
+    store.set("trainer", "vae", mine, trained=True)
+    for i in range(50):  # 50 anonymous /adopt_run calls of someone else's run
+        store.set(f"stranger-{i}", "vae", run, trained=False)
+    assert store.get("trainer") == {"vae": mine}
+    assert store.get("stranger-49") == {"vae": run} and store.get("stranger-0") == {}
+
+
+def test_the_models_held_stay_within_their_memory_bound():
+    one = model_bytes(real_model(hidden=64))
+    store = SessionModels(capacity=10, max_bytes=int(2.5 * one))
+    for session in ("a", "b", "c"):  # three distinct models of `one` bytes: the oldest goes
+        store.set(session, "vae", real_model(hidden=64), trained=True)
+    assert store.get("a") == {} and store.get("b") and store.get("c")
+    shared = store.get("c")["vae"]
+    for session in ("d", "e"):  # adopting a held model costs no memory: nobody is dropped
+        store.set(session, "vae", shared, trained=False)
+    assert store.get("b") and store.get("d") and store.get("e")
 
 
 def test_each_session_keeps_its_newest_runs_on_disk(server):

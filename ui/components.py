@@ -8,10 +8,14 @@ both into `gr.Error` with a plain message.
 
 from __future__ import annotations
 
+import io
 import math
 
 import gradio as gr
+from gradio.components.base import server
 from PIL import Image as PILImage
+
+from vae_core.images import MAX_UPLOAD_BYTES, ImageError, open_checked
 
 from .handler import Refusal, sketch_to_image, uploaded
 
@@ -61,18 +65,49 @@ class Number(gr.Number):
 
 
 class DigitImage(gr.Image):
-    """An upload box passing a file path on; unreadable files get a plain message."""
+    """An upload box passing on the path of an upload (the gate checked it); an unreadable file gets a sentence."""
 
     def get_block_name(self) -> str:
         return "image"  # the browser draws it with Gradio's own image component
 
     def preprocess(self, payload):
-        if payload is not None:  # before Gradio opens anything: only this server's uploads
-            uploaded(payload.get("path") if isinstance(payload, dict) else getattr(payload, "path", None))
         try:
             return super().preprocess(payload)
         except (OSError, ValueError, SyntaxError, PILImage.DecompressionBombError):
             raise Refusal("That file is not an image that can be read (try a PNG or JPEG of one digit).") from None
+
+
+class Sketch(gr.Sketchpad):
+    """A drawing pad whose pictures are size-checked from their headers before anything decodes them.
+
+    The page sends a drawing's pictures as blobs (kept until the drawing is used) or as files;
+    a crafted request could send a 99 KB PNG of 12,000×12,000 pixels as its "composite" and
+    have the server decode 4.5 GB. Each picture goes through `open_checked` first, and the
+    blobs waiting to be used are bounded in number.
+    """
+
+    BLOBS_KEPT = 256
+
+    def get_block_name(self) -> str:
+        return "imageeditor"  # the browser draws it with Gradio's own sketchpad
+
+    def convert_and_format_image(self, file, flatten_on_white: bool = False):
+        if file is not None:
+            source = io.BytesIO(file) if isinstance(file, bytes | bytearray) else uploaded(file.path)
+            try:
+                open_checked(source).close()
+            except ImageError as exc:
+                raise Refusal(f"The drawing cannot be used: {exc}") from None
+        return super().convert_and_format_image(file, flatten_on_white)
+
+    @server
+    def accept_blobs(self, data):
+        blob = data.files[0][1] if data.files else b""
+        if len(blob) > MAX_UPLOAD_BYTES:
+            raise Refusal(f"A drawing's picture must be under {MAX_UPLOAD_BYTES // 1_000_000} MB")
+        super().accept_blobs(data)
+        while len(self.blob_storage) > self.BLOBS_KEPT:  # oldest first: one never used is not kept forever
+            self.blob_storage.pop(next(iter(self.blob_storage)))
 
 
 def digit_input(label: str, elem_id: str) -> DigitImage:
@@ -82,13 +117,15 @@ def digit_input(label: str, elem_id: str) -> DigitImage:
             image = DigitImage(label=label, type="filepath", image_mode=None, format="png", height=200,
                                sources=["upload", "clipboard"], elem_id=elem_id)
         with gr.Tab("Draw"):
-            sketch = gr.Sketchpad(
+            sketch = Sketch(
                 label=f"Draw {label.lower()}: pick the brush, draw, and it fills the upload box",
                 type="numpy", canvas_size=(280, 280),
                 brush=gr.Brush(colors=["#000000"], default_size=14, color_mode="fixed"), layers=False,
                 elem_id=f"{elem_id}-sketch", height=320,
             )
-    sketch.change(sketch_to_image, sketch, image, api_visibility="private", concurrency_limit=None)
+    # cheap once checked, but never unbounded: a burst of drawings cannot take every worker thread
+    sketch.change(sketch_to_image, sketch, image, api_visibility="private", concurrency_id="sketch",
+                  concurrency_limit=2)
     return image
 
 

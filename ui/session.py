@@ -4,8 +4,9 @@ The server has one set of pretrained models, one dataset cache and at most one l
 training run; every browser session (a page, or one gradio_client) has its own active
 models. A session starts on the pretrained models; a run's model becomes active for the
 session that started it, and any other session can adopt it. Sessions' own models are
-kept for the `max_sessions` most recently active sessions; an older session that comes
-back is told once that its models were dropped, and is on the pretrained ones again.
+kept for the `max_sessions` most recently active sessions that trained (within a memory
+bound; see `SessionModels`); an older session that comes back is told once that its models
+were dropped, and is on the pretrained ones again.
 """
 
 from __future__ import annotations
@@ -33,11 +34,13 @@ from .settings import Settings
 
 # role → folder in weights/; "baseline" is the completion tab's deterministic network
 PRETRAINED = {"vae": "vae", "cvae": "cvae", "scvae": "scvae", "baseline": "scvae-baseline"}
-DROPPED_NOTICE = ("This server keeps the models trained in its {n} most recently active sessions, and yours "
+DROPPED_NOTICE = ("This server keeps the models of its {n} most recently active training sessions, and yours "
                   "were dropped to make room: the pretrained models are active again. Download a run's checkpoint "
                   "to keep it.")
 _REMEMBER_DROPPED = 10_000
-DATASETS_KEPT = 4  # decoded test sets kept in memory (MNIST, Fashion-MNIST, a few uploads)
+# Decoded datasets kept in memory, newest first: MNIST and Fashion-MNIST are 55 MB each, an
+# upload at most 250 MB (its pixel budget); an older one is read again when asked for.
+DATASET_BYTES_KEPT = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -64,37 +67,75 @@ def open_checkpoint(path: Path, source: str) -> ActiveModel:
     return ActiveModel(ckpt.model, source, ckpt.info)
 
 
-class SessionModels:
-    """Each session's own active models (role → model), least recently used dropped past `capacity`."""
+def model_bytes(active: ActiveModel) -> int:
+    """What a model holds in memory: its parameters and buffers."""
+    return sum(t.numel() * t.element_size() for t in (*active.model.parameters(), *active.model.buffers()))
 
-    def __init__(self, capacity: int):
-        self.capacity = capacity
-        self._own: OrderedDict[str, dict[str, ActiveModel]] = OrderedDict()
+
+def trim_to(datasets: dict[str, Dataset], max_bytes: int) -> None:
+    """Drop the oldest datasets until the rest fit in `max_bytes`; the newest is always kept."""
+    while len(datasets) > 1 and sum(d.nbytes for d in datasets.values()) > max_bytes:
+        datasets.pop(next(iter(datasets)))
+
+
+class SessionModels:
+    """Each session's own active models (role → model), kept apart so that no crowd can push out a trainer.
+
+    Sessions that trained a model are kept up to `capacity`; sessions that only adopted a run
+    (a reference to a model someone trained) are kept up to `adopters`, and never push out a
+    trainer, so a crowd of anonymous adopters cannot flush a visitor's trained model. The
+    distinct models held stay under `max_bytes`: past it adopters go first, then the least
+    recently used trainers. A dropped session is told so once.
+    """
+
+    def __init__(self, capacity: int, max_bytes: int, adopters: int = 10_000):
+        self.capacity, self.max_bytes, self.adopters = capacity, max_bytes, adopters
+        self._trained: OrderedDict[str, dict[str, ActiveModel]] = OrderedDict()
+        self._adopted: OrderedDict[str, dict[str, ActiveModel]] = OrderedDict()
         self._dropped: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, session: str) -> dict[str, ActiveModel]:
         with self._lock:
-            if session in self._own:
-                self._own.move_to_end(session)
-                return dict(self._own[session])
+            for held in (self._trained, self._adopted):
+                if session in held:
+                    held.move_to_end(session)
+                    return dict(held[session])
             return {}
 
-    def set(self, session: str, role: str, active: ActiveModel) -> None:
+    def set(self, session: str, role: str, active: ActiveModel, trained: bool) -> None:
+        """Make `active` this session's model for `role`; `trained` if the session trained it itself."""
         with self._lock:
             self._dropped.pop(session, None)
-            self._own.setdefault(session, {})[role] = active
-            self._own.move_to_end(session)
-            while len(self._own) > self.capacity:
-                gone, _ = self._own.popitem(last=False)
-                self._dropped[gone] = None
-                if len(self._dropped) > _REMEMBER_DROPPED:
-                    self._dropped.popitem(last=False)
+            if trained or session in self._trained:
+                self._trained[session] = self._adopted.pop(session, {}) | self._trained.get(session, {})
+                held = self._trained
+            else:
+                held = self._adopted
+            held.setdefault(session, {})[role] = active
+            held.move_to_end(session)
+            while len(self._trained) > self.capacity:
+                self._drop(self._trained)
+            while len(self._adopted) > self.adopters:
+                self._drop(self._adopted)
+            while self._bytes() > self.max_bytes and (self._adopted or len(self._trained) > 1):
+                self._drop(self._adopted if self._adopted else self._trained)
 
     def take_dropped(self, session: str) -> bool:
         """Whether this session's models were dropped since it last asked (said once)."""
         with self._lock:
             return self._dropped.pop(session, False) is None
+
+    def _drop(self, held: OrderedDict[str, dict[str, ActiveModel]]) -> None:
+        gone, _ = held.popitem(last=False)
+        self._dropped[gone] = None
+        if len(self._dropped) > _REMEMBER_DROPPED:
+            self._dropped.popitem(last=False)
+
+    def _bytes(self) -> int:
+        distinct = {id(a.model): a for held in (self._trained, self._adopted) for roles in held.values()
+                    for a in roles.values()}
+        return sum(model_bytes(a) for a in distinct.values())
 
 
 class Studio:
@@ -103,7 +144,7 @@ class Studio:
     def __init__(self, settings: Settings, pretrained: dict[str, ActiveModel]):
         self.settings = settings
         self.pretrained = pretrained
-        self.sessions = SessionModels(settings.max_sessions)
+        self.sessions = SessionModels(settings.max_sessions, settings.max_model_mb * 1_000_000)
         self.run: LiveRun | None = None
         self._lock = threading.Lock()
         self._reading = threading.Lock()
@@ -138,7 +179,7 @@ class Studio:
         run = self.run
         if run is None or run.result is None:
             return None
-        self.sessions.set(session, run.kind, run.result)
+        self.sessions.set(session, run.kind, run.result, trained=False)
         return run.result
 
     # -- data -------------------------------------------------------------------------------
@@ -155,8 +196,7 @@ class Studio:
                 cached = load_dataset(name, image_size=active.model.config.image_shape[1:])
             with self._lock:
                 self._datasets[name] = cached
-                while len(self._datasets) > DATASETS_KEPT:  # oldest first; a dropped one is read again if asked
-                    self._datasets.pop(next(iter(self._datasets)))
+                trim_to(self._datasets, DATASET_BYTES_KEPT)
         return cached
 
     def upload(self, path: str, size: tuple[int, int], filename: str) -> tuple[ZipUpload, int]:
@@ -226,5 +266,5 @@ class Studio:
         if upload is not None:  # later tabs draw test pictures from the zip
             with self._lock:
                 self._uploads[upload.dataset_name] = upload
-        self.sessions.set(run.owner, run.kind, result)
+        self.sessions.set(run.owner, run.kind, result, trained=True)
         return result

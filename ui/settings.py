@@ -22,8 +22,10 @@ class Settings:
     # Past this many waiting requests a caller is told at once ("Queue is full! Please try
     # again.") instead of waiting behind a queue it cannot see the end of.
     queue_size: int = 64
-    # Browser sessions whose own trained models are kept in memory, least recently used first out.
+    # Browser sessions that trained whose own models are kept in memory, least recently used first out ...
     max_sessions: int = 32
+    # ... and the memory all sessions' own models may hold together (an MLP at 28×28 is 1–10 MB).
+    max_model_mb: int = 2000
     # Run folders (and their zips) kept on disk: each session's newest few, and a bound on all of them.
     runs_per_session: int = 3
     runs_kept: int = 30
@@ -46,6 +48,7 @@ class Settings:
             server_port=int(env.get("GRADIO_SERVER_PORT", "7860")),
             queue_size=int(env.get("VAE_STUDIO_QUEUE_SIZE", "64")),
             max_sessions=int(env.get("VAE_STUDIO_MAX_SESSIONS", "32")),
+            max_model_mb=int(env.get("VAE_STUDIO_MAX_MODEL_MB", "2000")),
             runs_per_session=int(env.get("VAE_STUDIO_RUNS_PER_SESSION", "3")),
             runs_kept=int(env.get("VAE_STUDIO_RUNS_KEPT", "30")),
             zero_gpu=_flag(env.get("SPACES_ZERO_GPU", "")),

@@ -52,20 +52,10 @@ def read_grey(source: str | os.PathLike | io.BytesIO, charge: Callable[[int], No
     The header is read first, so a 20-megapixel image is refused without decoding it, and
     `charge(pixels)` (a dataset's budget) can refuse it before it is decoded too.
     """
-    size = source.getbuffer().nbytes if isinstance(source, io.BytesIO) else os.path.getsize(source)
-    if size > MAX_UPLOAD_BYTES:
-        raise ImageError(f"that file is over {MAX_UPLOAD_BYTES // 1_000_000} MB; upload a smaller picture")
     try:
-        with Image.open(source) as im:
-            width, height = im.size
-            if width * height > MAX_UPLOAD_PIXELS:
-                raise ImageError(f"that image is {width}×{height} ({width * height / 1e6:.0f} megapixels); "
-                                 f"upload one under {MAX_UPLOAD_PIXELS // 1_000_000} megapixels")
-            if max(width, height) > MAX_ASPECT * min(width, height):
-                raise ImageError(f"that image is {width}×{height}, too thin to hold a picture; crop it closer to "
-                                 "square")
+        with open_checked(source) as im:
             if charge is not None:
-                charge(width * height)
+                charge(im.size[0] * im.size[1])
             im.load()
             # phone photos are stored sideways with an EXIF note; the model should see them as people do
             return to_grey(ImageOps.exif_transpose(im))
@@ -73,6 +63,30 @@ def read_grey(source: str | os.PathLike | io.BytesIO, charge: Callable[[int], No
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ImageError("that file is not an image that can be read (try a PNG or JPEG)") from exc
+
+
+def open_checked(source: str | os.PathLike | io.BytesIO) -> Image.Image:
+    """A picture opened lazily (its header only), refused if its file or its decoded size is too large.
+
+    Everything that decodes a user's picture opens it here first, so no upload, zip member or
+    drawing can make the server decode more than `MAX_UPLOAD_PIXELS`.
+    """
+    size = source.getbuffer().nbytes if isinstance(source, io.BytesIO) else os.path.getsize(source)
+    if size > MAX_UPLOAD_BYTES:
+        raise ImageError(f"that file is over {MAX_UPLOAD_BYTES // 1_000_000} MB; upload a smaller picture")
+    try:
+        im = Image.open(source)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise ImageError("that file is not an image that can be read (try a PNG or JPEG)") from exc
+    width, height = im.size
+    if width * height > MAX_UPLOAD_PIXELS:
+        im.close()
+        raise ImageError(f"that image is {width}×{height} ({width * height / 1e6:.0f} megapixels); "
+                         f"upload one under {MAX_UPLOAD_PIXELS // 1_000_000} megapixels")
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        im.close()
+        raise ImageError(f"that image is {width}×{height}, too thin to hold a picture; crop it closer to square")
+    return im
 
 
 def load_digit(path: str, size: tuple[int, int] = (28, 28)) -> torch.Tensor:

@@ -45,6 +45,10 @@ class Dataset:
         return tuple(self.train_images.shape[1:])
 
     @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.train_images, self.train_labels, self.test_images, self.test_labels))
+
+    @property
     def n_classes(self) -> int:
         return len(self.class_names)
 

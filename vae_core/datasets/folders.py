@@ -86,7 +86,7 @@ class ZipUpload:
             pictures = [(rel, read) for rel, read in entries if rel.suffix.lower() in IMAGE_SUFFIXES]
             if len(pictures) < 2:
                 raise DataError(_too_few(len(pictures), self.name, []))
-            budget = PixelBudget(MAX_TOTAL_PIXELS)
+            budget = PixelBudget(MAX_TOTAL_PIXELS, check_size(self.size))
             for _, read in pictures:
                 try:
                     with Image.open(io.BytesIO(read(HEADER_BYTES))) as im:  # the header: nothing else is unpacked
@@ -158,13 +158,19 @@ def _reader(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[..., by
 
 
 class PixelBudget:
-    """Decoded pixels left for one dataset: each picture is charged from its header, before decoding."""
+    """Pixels left for one dataset: each picture is charged from its header, before decoding.
 
-    def __init__(self, pixels: int):
+    A picture costs its decoded size or its size after resizing to the training size, whichever
+    is larger: 20,000 8×8 pictures decode to little, but trained at 256×256 they hold 1.3
+    gigapixels, which the dataset then keeps in memory.
+    """
+
+    def __init__(self, pixels: int, size: tuple[int, int]):
         self.left = pixels
+        self.floor = size[0] * size[1]
 
     def spend(self, pixels: int) -> None:
-        self.left -= pixels
+        self.left -= max(pixels, self.floor)
         if self.left < 0:
             raise DataError(f"the pictures add up to more than {MAX_TOTAL_PIXELS // 1_000_000} megapixels; use "
                             "fewer or smaller pictures (they are resized to the training size anyway)")
@@ -181,7 +187,7 @@ def images_to_dataset(name: str, entries: list[Entry], size: tuple[int, int], pr
     entries = [(rel, read) for rel, read in entries if not _is_hidden(rel)]
     entries = _strip_common_folder(entries)
     pictures, classes, skipped = [], [], []
-    budget = PixelBudget(MAX_TOTAL_PIXELS)
+    budget = PixelBudget(MAX_TOTAL_PIXELS, (height, width))
     every = max(1, len(entries) // 100)
     for done, (rel, read) in enumerate(entries):
         if done % every == 0:
