@@ -26,6 +26,8 @@ UPLOAD = "upload"
 UPDATE_EVERY_S = 1.0
 NOT_SEEN = (-1, -1)
 BUSY = "A run is in progress: showing its live progress instead. Press Stop to end it, or wait for it."
+BUSY_API = ("A run is in progress, so this request started nothing (this server trains one run at a time). "
+            "Try again when it ends, or call /stop to end it.")
 NOT_YOURS = "Someone else's run (this server trains one at a time)."
 
 
@@ -37,23 +39,19 @@ class TrainTab:
               batch_size: int = 128, lr: float = 1e-3, arch: str = "mlp", hidden: int = 200,
               likelihood: str = "mse", beta: float = 1.0, kl_warmup: float = 0.0, seed: int = 0, zip_file=None,
               height: int = 28, width: int = 28, request: gr.Request = None):
-        """Start a run (or join the one going) and stream its progress, about once a second, until it ends.
+        """Start a run and stream its progress, about once a second, until it ends; refused while another runs.
 
         dataset="upload" trains on `zip_file`, a .zip of pictures (subfolders = classes), at height×width.
         """
         settings = {name: value for name, value in locals().items() if name in SETTINGS}
         run, started = self._begin(settings, request)
-        mine = run.owner == session_of(request)
+        if not started:  # every answer to this call is about this call: it started nothing
+            raise Refusal(BUSY_API)
         seen = NOT_SEEN
-        if not started:
-            snap = run.snapshot()
-            first = outputs(snap, seen, mine)
-            seen = first[-1]
-            yield (f"{BUSY}\n\n{first[0]}", *first[1:])
         while True:
             snap = run.snapshot()
             if snap.version != seen[0]:  # new pictures always come with a new version
-                update = outputs(snap, seen, mine)
+                update = outputs(snap, seen, mine=True)
                 seen = update[-1]
                 yield update
             if snap.finished is not None:
