@@ -1,5 +1,5 @@
 """Fault figures: NaN runs, stop latency, SIGKILL during checkpoint writes, a full queue,
-and bad input through the API. Prints one JSON line.
+bad input through the API (gradio_client and raw HTTP), and a crowd of adopters. Prints one JSON line.
 
     python bench/faults.py [--kills 100] [--stops 10]
 """
@@ -23,7 +23,7 @@ from testing import ROOT
 from testing.appserver import Server
 from testing.cli import run_cli
 from testing.faults import kill_during_writes
-from testing.rawapi import call
+from testing.rawapi import call, fn_index, join, upload
 from vae_core.checkpoint import load_checkpoint
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.datasets import load_offline_subset
@@ -134,14 +134,54 @@ def bad_inputs(tmp: Path) -> dict:
             except Exception as exc:  # noqa: BLE001
                 answers[name] = str(exc)[:120]
             client.predict(n=4, api_name="/sample")  # still serving
-        for name, path in [("raw path to a server picture", str(huge)), ("raw path to nothing", str(tmp / "no.png")),
-                           ("raw relative path", "weights/README.md")]:
-            kind, message = call(server.url, "reconstruct", [{"path": path}])
+        raw = {"raw path to a server picture": [{"path": str(huge)}], "raw path to nothing": [{"path": str(tmp / "x")}],
+               "raw relative path": [{"path": "weights/README.md"}],
+               "raw marked path to a server picture": [{"path": str(huge), "meta": {"_type": "gradio.FileData"}}],
+               "raw picture given as text": ["abc"], "raw picture given as a number": [5]}
+        for name, data in raw.items():
+            kind, message = call(server.url, "reconstruct", data)
             answers[name] = "ACCEPTED" if kind == "complete" else str(message.get("error"))[:120]
+        kind, message = call(server.url, "train", ["nokind", "mnist", 1, 10, 128, 1e-3, "mlp", 200, "mse", 1.0, 0, 0,
+                                                   None, 28, 28])
+        answers["raw kind='nokind'"] = "ACCEPTED" if kind == "complete" else str(message.get("error"))[:120]
+        bomb = tmp / "drawing.png"  # 144 megapixels in 170 kB, sent as a drawing's composite
+        Image.new("L", (12000, 12000), 255).save(bomb)
+        started = time.monotonic()
+        message = join(server.url, fn_index(server.url, "sketch_to_image"),
+                       [{"background": None, "layers": [], "composite": {"path": upload(server.url, str(bomb)),
+                                                                         "meta": {"_type": "gradio.FileData"}}}])
+        answers["144-megapixel drawing"] = (f"{message['output'].get('error')} "
+                                           f"({time.monotonic() - started:.2f} s)")[:160]
+        tiny = tmp / "tiny.zip"  # 4,000 8×8 pictures, to train at 256×256: 262 megapixels once resized
+        with zipfile.ZipFile(tiny, "w") as z:
+            Image.new("L", (8, 8), 128).save(tmp / "tiny.png")
+            for i in range(4000):
+                z.write(tmp / "tiny.png", f"{i % 2}/{i}.png")
+        try:
+            client.predict(kind="vae", dataset="upload", epochs=1, zip_file=handle_file(tiny), height=256, width=256,
+                           api_name="/train")
+            answers["4,000 8x8 pictures at 256x256"] = "ACCEPTED"
+        except Exception as exc:  # noqa: BLE001
+            answers["4,000 8x8 pictures at 256x256"] = str(exc)[:120]
     finally:
         server.close()
     log = (tmp / "b.log").read_text()
     return {"answers": answers, "tracebacks_in_server_log": log.count("Traceback")}
+
+
+def crowd_of_adopters(tmp: Path, crowd: int = 40) -> dict:
+    """A visitor trains; `crowd` new sessions (more than the 32 trainers kept) adopt the run: the visitor keeps it."""
+    server = Server(tmp / "runs-c", tmp / "c.log")
+    try:
+        visitor = Client(server.url, verbose=False)
+        visitor.predict(kind="vae", dataset="mnist", epochs=1, latent=3, api_name="/train")
+        before = np.asarray(Image.open(visitor.predict(n=16, seed=3, api_name="/sample")))
+        for _ in range(crowd):
+            Client(server.url, verbose=False).predict(api_name="/adopt_run")
+        after = np.asarray(Image.open(visitor.predict(n=16, seed=3, api_name="/sample")))
+    finally:
+        server.close()
+    return {"adopters": crowd, "visitor_keeps_model": bool(np.array_equal(before, after))}
 
 
 def cli_outputs(tmp: Path) -> dict:
@@ -179,6 +219,7 @@ def main() -> None:
         kills = kill_during_writes(tmp / "killed", args.kills)
         queue = full_queue(tmp)
         bad = bad_inputs(tmp)
+        crowd = crowd_of_adopters(tmp)
         outputs = cli_outputs(tmp)
     print(json.dumps({
         "nan": nan,
@@ -188,6 +229,7 @@ def main() -> None:
                                             "distinct_saves_hit": len(set(kills))},
         "full_queue": queue,
         "bad_inputs": bad,
+        "crowd_of_adopters": crowd,
         "cli_outputs": outputs,
     }, ensure_ascii=False))
 
