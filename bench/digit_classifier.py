@@ -3,8 +3,9 @@
 Trains a small CNN on real MNIST digits (the training split of the data in use;
 the offline subset here), reports its accuracy on held-out real digits, then
 classifies `--per-digit` samples of every class from each CVAE checkpoint. The CNN
-never sees a generated image while it learns; its weights are kept beside this
-script (safetensors) so later runs judge with the same CNN. Prints one JSON line.
+never sees a generated image while it learns; its weights are kept in
+weights/digit_judge.safetensors, so later runs (and the app's Train tab) judge with the
+same CNN. Prints one JSON line.
 
     python bench/digit_classifier.py weights/cvae [more checkpoints…] [--per-digit 100] [--seed 0]
 """
@@ -18,19 +19,14 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from vae_core.checkpoint import load_checkpoint
 from vae_core.datasets import load_dataset
+from vae_core.recognize import load_judge, make_classifier, recognized
 
-
-def make_classifier() -> nn.Module:
-    return nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Dropout(0.3), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10),
-    )
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def shift(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -65,7 +61,7 @@ def main() -> None:
     parser.add_argument("--per-digit", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--classifier", default=str(Path(__file__).with_name("digit_classifier.safetensors")),
+    parser.add_argument("--classifier", default=str(ROOT / "weights" / "digit_judge.safetensors"),
                         help="weights of the judge: read if present, else trained and written here")
     args = parser.parse_args()
 
@@ -74,9 +70,7 @@ def main() -> None:
     test_x, test_y = data.tensors("test")
     started = time.perf_counter()
     if Path(args.classifier).is_file():
-        judge = make_classifier()
-        judge.load_state_dict(load_file(args.classifier))
-        judge.eval()
+        judge = load_judge(args.classifier)
     else:
         judge = train_classifier(train_x, train_y, args.epochs, args.seed)
         save_file(judge.state_dict(), args.classifier)
@@ -84,14 +78,9 @@ def main() -> None:
 
     results = {}
     for path in args.checkpoints:
-        cvae = load_checkpoint(path).model
-        generator = torch.Generator().manual_seed(args.seed)
-        labels = torch.arange(10).repeat_interleave(args.per_digit)
-        samples = cvae.sample(len(labels), labels, generator=generator)
-        with torch.no_grad():
-            per_digit = (judge(samples).argmax(1) == labels).view(10, -1).float().mean(1)
-        results[path] = {"recognized": round(per_digit.mean().item(), 4),
-                         "per_digit": [round(v, 3) for v in per_digit.tolist()]}
+        score = recognized(load_checkpoint(path).model, judge, args.per_digit, args.seed)
+        results[path] = {"recognized": round(score["overall"], 4),
+                         "per_digit": [round(v, 3) for v in score["per_digit"]]}
     print(json.dumps({
         "dataset_note": data.note,
         "classifier_accuracy_on_held_out_real_digits": round(real_acc, 4),

@@ -2,10 +2,10 @@
 
 For a label-conditioned model (CVAE): the share of its samples, at temperature 1, that each
 of two independent classifiers reads as the asked-for digit, overall and per digit. The
-classifiers are the CNN of `bench/digit_classifier.py` and a 3-nearest-neighbour vote in pixel
-space over the 4,500 real training digits. For a VAE: the share of prior samples the CNN
-reads with confidence ≥ 0.9, and a Fréchet distance between samples and the real test
-digits in the CNN's 128-d penultimate features (an FID for MNIST). For both: the test
+classifiers are the CNN of `vae_core/recognize.py` (trained by `bench/digit_classifier.py`)
+and a 3-nearest-neighbour vote in pixel space over the 4,500 real training digits. For a
+VAE: the share of prior samples the CNN reads with confidence ≥ 0.9, and a Fréchet distance
+between samples and the real test digits in the CNN's 128-d penultimate features (an FID for MNIST). For both: the test
 −ELBO on the held-out digits.
 
     python bench/quality.py weights/cvae weights/vae [--samples 1000] [--seed 0]
@@ -19,16 +19,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from digit_classifier import make_classifier  # the judge, beside this script
-from safetensors.torch import load_file
 from scipy import linalg
 
 from vae_core.checkpoint import load_checkpoint
 from vae_core.datasets import load_dataset
 from vae_core.evaluate import elbo_metrics
 from vae_core.models import LabelConditioned
+from vae_core.recognize import load_judge
 
-JUDGE = Path(__file__).with_name("digit_classifier.safetensors")
+JUDGE = Path(__file__).resolve().parents[1] / "weights" / "digit_judge.safetensors"
 
 
 @torch.no_grad()
@@ -79,9 +78,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     data = load_dataset("mnist")
-    judge = make_classifier()
-    judge.load_state_dict(load_file(JUDGE))
-    judge.eval()
+    judge = load_judge(JUDGE)
     test_x, test_y = data.tensors("test")
     train_x, train_y = data.tensors("train")
     with torch.no_grad():

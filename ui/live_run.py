@@ -160,12 +160,13 @@ class LiveRun:
         kept = bool(event.get("checkpoint"))
         theirs = f" Its {self.kind.upper()} is active for whoever started it; the button below uses it in your tabs." \
             if kept else ""
+        judged = f"\n\n{self.result.info['recognition']}" if kept and "recognition" in self.result.info else ""
         if kind == "done":
-            return (f"✅ Done: {event['message']}. The new {self.kind.upper()} is now the active model in every tab.",
-                    f"✅ Done: {event['message']}.{theirs}")
+            return (f"✅ Done: {event['message']}. The new {self.kind.upper()} is now the active model in every "
+                    f"tab.{judged}", f"✅ Done: {event['message']}.{theirs}{judged}")
         if kind == "stopped":
-            return f"⏹ Stopped. {event['message']}{' It is now the active model.' if kept else ''}", \
-                f"⏹ Stopped. {event['message']}{theirs}"
+            return f"⏹ Stopped. {event['message']}{' It is now the active model.' if kept else ''}{judged}", \
+                f"⏹ Stopped. {event['message']}{theirs}{judged}"
         return (f"⚠️ Training failed: {event['message']}{' That checkpoint is now the active model.' if kept else ''}",
                 f"⚠️ Training failed: {event['message']}{theirs}")
 

@@ -27,11 +27,13 @@ from vae_core.config import ModelConfig, TrainConfig
 from vae_core.datasets import DataError, Dataset, ZipUpload, load_dataset
 from vae_core.explore import epoch_pictures
 from vae_core.models import Model
+from vae_core.recognize import can_judge, describe, load_judge, recognized
 from vae_core.train import ProcessTrainer, process
 
 from .live_run import LiveRun
 from .settings import Settings
 
+JUDGE = "digit_judge.safetensors"  # in weights/: the CNN that reads a CVAE's digits (vae_core/recognize.py)
 # role → folder in weights/; "baseline" is the completion tab's deterministic network
 PRETRAINED = {"vae": "vae", "cvae": "cvae", "scvae": "scvae", "baseline": "scvae-baseline"}
 DROPPED_NOTICE = ("This server keeps the models of its {n} most recently active training sessions, and yours "
@@ -144,6 +146,7 @@ class Studio:
     def __init__(self, settings: Settings, pretrained: dict[str, ActiveModel]):
         self.settings = settings
         self.pretrained = pretrained
+        self.judge = load_judge(settings.weights_dir / JUDGE)
         self.sessions = SessionModels(settings.max_sessions, settings.max_model_mb * 1_000_000)
         self.run: LiveRun | None = None
         self._lock = threading.Lock()
@@ -261,10 +264,22 @@ class Studio:
 
     def _finished(self, run: LiveRun) -> ActiveModel:
         """The run's checkpoint becomes its owner's active model (the collector thread calls this)."""
-        result = open_checkpoint(run.run_dir, f"runs/{run.run_dir.name}")
+        result = self._judged(open_checkpoint(run.run_dir, f"runs/{run.run_dir.name}"))
         upload = run.trainer.dataset
         if upload is not None:  # later tabs draw test pictures from the zip
             with self._lock:
                 self._uploads[upload.dataset_name] = upload
         self.sessions.set(run.owner, run.kind, result, trained=True)
         return result
+
+    def _judged(self, active: ActiveModel) -> ActiveModel:
+        """A CVAE of MNIST digits gets its recognizability beside the shipped CVAE's, for the run's last word."""
+        if not can_judge(active.model, active.info.get("dataset", "")):
+            return active
+        text = (f"An independent CNN reads {describe(recognized(active.model, self.judge))} of this CVAE's samples "
+                f"as the digit asked for; the shipped CVAE: {self._shipped_recognition}.")
+        return replace(active, info={**active.info, "recognition": text})
+
+    @functools.cached_property
+    def _shipped_recognition(self) -> str:
+        return describe(recognized(self.pretrained["cvae"].model, self.judge))

@@ -131,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     scvae.add_argument("--init-from", help="a trained baseline checkpoint: start the generation network from it")
     train.add_argument("--kl-warmup", type=_limited("kl_warmup"), default=0.0,
                        help="epochs over which the KL weight rises linearly from 0 to beta")
+    train.add_argument("--shift", type=_limited("shift"), default=0,
+                       help="move each training picture by up to this many pixels each way (augmentation)")
     train.add_argument("--epochs", type=_limited("epochs"), default=10)
     train.add_argument("--batch-size", type=_limited("batch_size"), default=128)
     train.add_argument("--lr", type=_limited("lr"), default=1e-3)
@@ -196,7 +198,8 @@ def _train(args: argparse.Namespace) -> int:
     train_config = TrainConfig(
         dataset=args.dataset, data_root=args.data_root, image_size=args.image_size, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr,
-        seed=args.seed, device=args.device, kl_warmup=args.kl_warmup, out=args.out, resume=args.resume, ddp=args.ddp,
+        seed=args.seed, device=args.device, kl_warmup=args.kl_warmup, shift=args.shift, out=args.out,
+        resume=args.resume, ddp=args.ddp,
         compile=args.compile, cuda_graphs=args.cuda_graphs,
         init_from=args.init_from,
     )

@@ -29,6 +29,7 @@ from ..datasets import Dataset, ReadStopped, ZipUpload, load_dataset
 from ..evaluate import elbo_metrics
 from ..losses import kl_weight
 from ..models import Model, build_model, count_parameters
+from .augment import random_shift
 from .device import resolve_device
 from .distributed import DistributedRun
 from .events import DONE, ERROR, NO_CHECKPOINT, STOPPED, EventHub, Followed
@@ -213,7 +214,8 @@ class Trainer(Followed):
         totals = torch.zeros(4, device=device)  # loss, recon, KL sums and images seen
 
         def one_step(idx: torch.Tensor, weight: float | torch.Tensor) -> torch.Tensor:
-            losses = step_model(x[idx], labels[idx], weight, noise_gen)
+            batch = random_shift(x[idx], cfg.shift, noise_gen) if cfg.shift else x[idx]
+            losses = step_model(batch, labels[idx], weight, noise_gen)
             optimizer.zero_grad(set_to_none=True)
             # DDP averages gradients over ranks; ×world makes that the gradient of the global batch's sum
             (losses["loss"] * world).backward()
