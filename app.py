@@ -24,8 +24,10 @@ from vae_core.network import reachable
 
 CSS = """
 .grid img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }
+.digit img { image-rendering: pixelated; min-width: 112px; min-height: 112px; object-fit: contain; }
 .run-progress { display: flex; gap: 0.75em; align-items: center; }
 .run-progress progress { flex: 1; height: 1em; }
+.quadrants .wrap { display: grid !important; grid-template-columns: 1fr 1fr; gap: 0.4em; max-width: 22em; }
 """
 SHARE_HOST = "api.gradio.app"  # share links tunnel through Gradio's servers
 
@@ -35,7 +37,7 @@ def build(studio: Studio) -> gr.Blocks:
     with GatedBlocks(title="VAE Studio", delete_cache=(lifetime, lifetime)) as demo:
         gr.Markdown("# VAE Studio\nTrain a variational autoencoder live, then sample it, walk its latent space, "
                     "ask it for a chosen digit or let it complete a half-hidden one.")
-        page = Page(studio, gr.Markdown(elem_id="active-models"))
+        page = Page(studio, gr.Markdown(elem_id="active-models"), demo)
         with gr.Tabs():
             for tab in TABS:
                 tab.build(page)

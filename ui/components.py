@@ -43,19 +43,47 @@ def _quietly(preprocess, payload):
         raise Refusal(exc.message) from None
 
 
-class ClassSlider(gr.Slider):
-    """A class index: any whole number reaches the handler, which checks it against the model's own classes.
+class ClassButtons(gr.Radio):
+    """A class index picked from buttons named by class: 0–9 for digits, folder names for your pictures.
 
-    Gradio's own bound check would use the widget's range as first built (0–9), while a
-    CVAE trained on your pictures may have more classes.
+    Any number reaches the handler, which checks it against the model's own classes: the
+    buttons follow the session's CVAE, which the component as first built (0–9) does not know.
     """
 
+    checked_by_handler = True  # the input gate leaves the choice to the handler
+
     def get_block_name(self) -> str:
-        return "slider"  # the browser draws it with Gradio's own slider
+        return "radio"  # the browser draws it with Gradio's own radio buttons
 
     def preprocess(self, payload):
         _check_number(self.label, payload)
         return payload
+
+
+class QuadrantToggle(gr.CheckboxGroup):
+    """The given quadrants as a 2×2 of toggles laid out as the picture's quadrants (with `elem_classes=["quadrants"]`).
+
+    The handler reads them as the API spells them, names joined by "+" ("top-left+bottom-left"),
+    and checks them; an API caller may send that string or a list of names.
+    """
+
+    def get_block_name(self) -> str:
+        return "checkboxgroup"
+
+    def preprocess(self, payload):
+        if isinstance(payload, str):
+            return payload
+        if not isinstance(payload, list) or not all(isinstance(name, str) for name in payload):
+            raise Refusal(f"{self.label} must name quadrants, e.g. 'top-left+bottom-left'")
+        return "+".join(payload)
+
+    def api_info(self) -> dict:
+        return {"type": "string", "description": "1 to 3 quadrant names joined by '+', e.g. 'top-left+bottom-left'"}
+
+
+def enumerate_names(names: list[str]) -> list[tuple[str, int]]:
+    """(shown name, index) pairs for radio buttons whose value is the class index."""
+    return [(name, i) for i, name in enumerate(names)]
 
 
 class Number(gr.Number):
@@ -115,7 +143,7 @@ def digit_input(label: str, elem_id: str) -> DigitImage:
     with gr.Tabs():
         with gr.Tab("Upload"):
             image = DigitImage(label=label, type="filepath", image_mode=None, format="png", height=200,
-                               sources=["upload", "clipboard"], elem_id=elem_id)
+                               sources=["upload", "clipboard"], elem_id=elem_id, elem_classes=["digit"])
         with gr.Tab("Draw"):
             sketch = Sketch(
                 label=f"Draw {label.lower()}: pick the brush, draw, and it fills the upload box",
@@ -127,6 +155,13 @@ def digit_input(label: str, elem_id: str) -> DigitImage:
     sketch.change(sketch_to_image, sketch, image, api_visibility="private", concurrency_id="sketch",
                   concurrency_limit=2)
     return image
+
+
+def reseed_button(label: str, seed: gr.Number, elem_id: str) -> gr.Button:
+    """A "new draw" button: it sets a fresh seed in the page (no server call), and the seed's change re-runs."""
+    button = gr.Button(label, variant="primary", elem_id=elem_id)
+    button.click(None, None, seed, js="() => Math.floor(Math.random() * 1000000)", api_visibility="private")
+    return button
 
 
 def grid_image(label: str, elem_id: str, height: int = 380) -> gr.Image:

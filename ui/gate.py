@@ -45,7 +45,8 @@ def check_input(block: gr.components.Component, payload) -> None:
             if not isinstance(path, str):
                 raise Refusal(NOT_ACCEPTED.format(label=label))
             uploaded(path)
-    elif isinstance(block, gr.Radio | gr.Dropdown) and not getattr(block, "allow_custom_value", False):
+    elif isinstance(block, gr.Radio | gr.Dropdown) and not getattr(block, "allow_custom_value", False) \
+            and not getattr(block, "checked_by_handler", False):
         values = [value for _, value in block.choices]
         if payload not in values:
             shown = ", ".join(repr(v) for v in values)

@@ -30,6 +30,7 @@ LOCAL = "local"  # the session of a call from Python in this process (benchmarks
 # mostly wait, and must never queue behind sampling.
 SAMPLING = {"concurrency_id": "sampling", "concurrency_limit": max(2, os.cpu_count() or 2)}
 FREE = {"concurrency_limit": None}
+LIVE = {**SAMPLING, "trigger_mode": "always_last"}  # an action that re-runs as its controls move
 
 try:  # On a Hugging Face Space with ZeroGPU, GPU work must run inside spaces.GPU calls.
     import spaces
@@ -104,10 +105,27 @@ def uploaded(path) -> str:
     return str(real)
 
 
+class MissingPicture(Refusal):
+    """No picture given yet: an error for an API caller, a quiet wait for the page (see `Page.picture_action`)."""
+
+
+def quiet_until_given(fn):
+    """The page's variant of a picture action: until its pictures are given it leaves its outputs as they are."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except MissingPicture:
+            return gr.skip()
+
+    return wrapper
+
+
 def picture(path, model: Model, label: str = "image"):
     """The uploaded or drawn picture as `model`'s training pictures were prepared."""
     if not path:
-        raise Refusal(f"Upload or draw a picture first ({label} is empty)")
+        raise MissingPicture(f"Upload or draw a picture first ({label} is empty)")
     return prepare_upload(uploaded(path), model.config)
 
 

@@ -151,6 +151,7 @@ class Studio:
         self.run: LiveRun | None = None
         self._lock = threading.Lock()
         self._reading = threading.Lock()
+        self._loading = threading.Lock()
         self._datasets: dict[str, Dataset] = {}
         self._uploads: dict[str, ZipUpload] = {}  # dataset name → the zip a run read it from
         self._on_disk: list[tuple[str, Path]] = []  # (session, run folder), oldest first
@@ -161,7 +162,10 @@ class Studio:
                       for role, folder in PRETRAINED.items()}
         process.warm()  # the first run's worker imports PyTorch now, not when someone presses Start
         process.leave_cores_to_training()
-        return cls(settings, pretrained)
+        studio = cls(settings, pretrained)
+        # the tabs' first test digits must not wait seconds for the test set: read it now, in the background
+        threading.Thread(target=studio.test_data, args=(pretrained["vae"],), name="read-test-set", daemon=True).start()
+        return studio
 
     # -- each session's models ------------------------------------------------------------
     def models(self, session: str) -> dict[str, ActiveModel]:
@@ -191,15 +195,20 @@ class Studio:
         name = active.info.get("dataset", "mnist")
         with self._lock:
             cached, source = self._datasets.get(name), self._uploads.get(name)
-        if cached is None:
-            if source is not None:
-                with self._one_read():
-                    cached = source.load()
-            else:
-                cached = load_dataset(name, image_size=active.model.config.image_shape[1:])
+        if cached is not None:
+            return cached
+        with self._loading:  # one read of each: a second caller waits for the first's, then finds it
             with self._lock:
-                self._datasets[name] = cached
-                trim_to(self._datasets, DATASET_BYTES_KEPT)
+                cached = self._datasets.get(name)
+            if cached is None:
+                if source is not None:
+                    with self._one_read():
+                        cached = source.load()
+                else:
+                    cached = load_dataset(name, image_size=active.model.config.image_shape[1:])
+                with self._lock:
+                    self._datasets[name] = cached
+                    trim_to(self._datasets, DATASET_BYTES_KEPT)
         return cached
 
     def upload(self, path: str, size: tuple[int, int], filename: str) -> tuple[ZipUpload, int]:

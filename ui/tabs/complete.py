@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-
 import gradio as gr
 import numpy as np
 
@@ -11,13 +9,10 @@ from vae_core import explore
 from vae_core.models.structured import QUADRANTS, parse_given
 
 from .. import limits
-from ..components import digit_input, grid_image
-from ..handler import SAMPLING, active, gpu, picture, random_test_pictures, user_facing
+from ..components import QuadrantToggle, digit_input, grid_image, reseed_button
+from ..handler import SAMPLING, active, picture, random_test_pictures, user_facing
 from ..page import Page
 from ..session import Studio
-
-# every layout of 1–3 given quadrants, as the /complete API spells them
-LAYOUTS = ["+".join(c) for k in (1, 2, 3) for c in itertools.combinations(QUADRANTS, k)]
 
 
 class CompleteTab:
@@ -45,20 +40,21 @@ class CompleteTab:
 
 def build(page: Page) -> None:
     tab = CompleteTab(page.studio)
-    with gr.Tab("Complete a digit", id="complete", elem_id="tab-complete"), gr.Row():
+    with gr.Tab("Complete a digit", id="complete", elem_id="tab-complete") as where, gr.Row():
         with gr.Column(scale=1):
             image = digit_input("Digit", "complete-image")
             pick = gr.Button("A random test digit", elem_id="complete-pick")
-            given = gr.Dropdown(LAYOUTS, value="top-left", label="Given quadrants", allow_custom_value=True,
-                                elem_id="complete-given", info="the rest is hidden and completed")
+            given = QuadrantToggle(list(QUADRANTS), value=[QUADRANTS[0]], label="Given quadrants",
+                                   elem_id="complete-given", elem_classes=["quadrants"],
+                                   info="as they lie in the picture; the rest is hidden and completed")
             n = limits.slider("completions", "Completions", 16)
             seed = limits.seed()
-            button = gr.Button("Complete", variant="primary", elem_id="complete-btn")
+            reseed_button("New completions", seed, "complete-btn")
         with gr.Column(scale=2):
             gr.Markdown("The structured-output CVAE of Sohn et al. (2015) sees only the given quadrants "
                         "(outlined). **First tile:** what it is given. **Second:** the deterministic "
                         "baseline's single answer, a blurry average. **Then:** completions, each from "
                         "its own z drawn from the prior network p(z|x).")
             out = grid_image("Given · baseline · completions", "complete-grid")
-    button.click(gpu(tab.complete), [image, given, n, seed], out, api_name="complete", **SAMPLING)
-    pick.click(tab.pick, None, image, api_visibility="private", **SAMPLING)
+    page.picture_action(where, tab.complete, [image, given, n, seed], out, "complete", [image, given, n, seed])
+    gr.on([page.demo.load, pick.click], tab.pick, None, image, api_visibility="private", **SAMPLING)

@@ -9,8 +9,8 @@ from vae_core import explore
 from vae_core.config import Limit
 
 from .. import limits
-from ..components import ClassSlider, grid_image
-from ..handler import SAMPLING, active, gpu, user_facing
+from ..components import ClassButtons, enumerate_names, grid_image, reseed_button
+from ..handler import LIVE, SAMPLING, active, gpu, user_facing
 from ..page import Page
 from ..session import ActiveModel, Studio
 
@@ -36,11 +36,10 @@ class ConditionalTab:
         active_model = active(self.studio, request, "cvae")
         return class_names(active_model)
 
-    def refresh(self, request: gr.Request = None):
-        """On opening the tab: the digit slider spans this session's CVAE's classes, and they are named (private)."""
+    def refresh(self, digit: int = 0, request: gr.Request = None):
+        """On opening the tab: one button per class of this session's CVAE, named by its class (private)."""
         names = self.classes(request)
-        listing = ", ".join(f"{i} = {name}" for i, name in enumerate(names))
-        return gr.Slider(maximum=len(names) - 1), f"Classes of the active CVAE: {listing}"
+        return gr.Radio(choices=enumerate_names(names), value=digit if digit in range(len(names)) else 0)
 
     @user_facing
     def all_digits(self, styles: int = 8, seed: int = 0, request: gr.Request = None) -> np.ndarray:
@@ -53,20 +52,21 @@ def build(page: Page) -> None:
     tab = ConditionalTab(page.studio)
     with gr.Tab("Conditional digit", id="conditional", elem_id="tab-conditional") as opened, gr.Row():
         with gr.Column(scale=1):
-            # its range follows the session's CVAE (the handler checks the model's own classes)
-            digit = ClassSlider(0, 9, value=0, step=1, label="Digit (class)", elem_id="conditional-digit")
-            names = gr.Markdown(elem_id="conditional-classes")
+            # one button per class of the session's CVAE (the handler checks the model's own classes)
+            digit = ClassButtons(enumerate_names([str(d) for d in range(10)]), value=0, label="Digit (class)",
+                                 elem_id="conditional-digit")
             n = limits.slider("n_samples", "n", 64)
             seed = limits.seed()
-            generate = gr.Button("Generate", variant="primary", elem_id="conditional-btn")
+            reseed_button("New samples", seed, "conditional-btn")
             styles = limits.slider("styles", "Styles (columns)", 8)
             style_seed = limits.seed("Style seed")
-            every = gr.Button("All digits, same styles", elem_id="all-digits-btn")
+            reseed_button("New styles", style_seed, "all-digits-btn")
         with gr.Column(scale=2):
             out = grid_image("Samples of the chosen digit", "conditional-grid")
             all_out = grid_image("One row per digit; a column keeps its style", "all-digits-grid")
         ask_classes, class_list = gr.Button(visible=False), gr.JSON(visible=False)
-    generate.click(gpu(tab.conditional), [digit, n, seed], out, api_name="conditional", **SAMPLING)
-    opened.select(tab.refresh, None, [digit, names], api_visibility="private", **SAMPLING)
+    gr.on(page.live(digit, n, seed), gpu(tab.conditional), [digit, n, seed], out, api_name="conditional", **LIVE)
+    gr.on([page.demo.load, opened.select], tab.refresh, digit, digit, api_visibility="private", **SAMPLING)
     ask_classes.click(tab.classes, None, class_list, api_name="classes", **SAMPLING)
-    every.click(gpu(tab.all_digits), [styles, style_seed], all_out, api_name="all_digits", **SAMPLING)
+    gr.on(page.live(styles, style_seed), gpu(tab.all_digits), [styles, style_seed], all_out, api_name="all_digits",
+          **LIVE)

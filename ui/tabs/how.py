@@ -13,7 +13,7 @@ from vae_core.losses import REDUCTIONS, term_balance
 
 from .. import limits
 from ..components import Number, digit_input, grid_image
-from ..handler import SAMPLING, active, gpu, picture, random_test_pictures, user_facing
+from ..handler import SAMPLING, active, picture, random_test_pictures, user_facing
 from ..page import Page
 from ..session import Studio
 
@@ -52,10 +52,6 @@ class HowTab:
                    "n_pixels": parts["n_pixels"], **terms}
         return parts["picture"], table, bars, numbers, reading(net.config.kind, net.config.likelihood, parts, numbers)
 
-    def explain_live(self, image, *settings, request: gr.Request = None):
-        """`explain` for control changes: silent until there is a picture to explain (private)."""
-        return self.explain(image, *settings, request=request) if image else (gr.skip(),) * 5
-
     @user_facing
     def pick(self, request: gr.Request = None):
         """One test picture and its label (private)."""
@@ -76,10 +72,8 @@ def reading(kind: str, likelihood: str, parts: dict, terms: dict) -> str:  # ter
 
 def build(page: Page) -> None:
     tab = HowTab(page.studio)
-    with gr.Tab("How it works", id="how", elem_id="tab-how"):
-        with gr.Row():
-            with gr.Column(scale=3):
-                gr.Markdown(TEXT, latex_delimiters=LATEX)
+    with gr.Tab("How it works", id="how", elem_id="tab-how") as where:
+        with gr.Row():  # the outputs beside the controls that move them
             with gr.Column(scale=2):
                 image = digit_input("Digit", "how-image")
                 pick = gr.Button("A random test digit", elem_id="how-pick")
@@ -90,19 +84,15 @@ def build(page: Page) -> None:
                 reduction = gr.Radio(list(REDUCTIONS), value="sum", label="Reduction over pixels",
                                      elem_id="how-reduction")
                 seed = limits.seed("Seed for ε")
-                button = gr.Button("Explain", variant="primary", elem_id="how-btn")
-        text = gr.Markdown(elem_id="how-text")
-        with gr.Row():
-            shown = grid_image("Input · reconstruction from z", "how-picture", height=200)
-            bars = gr.BarPlot(x="dim", y="KL (nats)", title="KL per latent dimension", sort=None, elem_id="how-bars",
-                              height=260)
+            with gr.Column(scale=3):
+                text = gr.Markdown(elem_id="how-text")
+                shown = grid_image("Input · reconstruction from z", "how-picture", height=200)
+                bars = gr.BarPlot(x="dim", y="KL (nats)", title="KL per latent dimension", sort=None,
+                                  elem_id="how-bars", height=260)
         with gr.Row():
             table = gr.Dataframe(label="Per latent dimension", elem_id="how-table")
             terms = gr.JSON(label="Loss terms (nats per image)", elem_id="how-terms")
+        gr.Markdown(TEXT, latex_delimiters=LATEX)
     inputs, outputs = [image, kind, label, beta, reduction, seed], [shown, table, bars, terms, text]
-    button.click(gpu(tab.explain), inputs, outputs, api_name="explain", **SAMPLING)
-    for control in (beta, reduction, kind):  # the balance moves as the controls do
-        control.change(gpu(tab.explain_live), inputs, outputs, api_visibility="private", trigger_mode="always_last",
-                       **SAMPLING)
-    pick.click(tab.pick, None, [image, label], api_visibility="private", **SAMPLING).then(
-        gpu(tab.explain_live), inputs, outputs, api_visibility="private", **SAMPLING)
+    page.picture_action(where, tab.explain, inputs, outputs, "explain", inputs)  # the numbers move as the controls do
+    gr.on([page.demo.load, pick.click], tab.pick, None, [image, label], api_visibility="private", **SAMPLING)

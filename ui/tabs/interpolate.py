@@ -9,7 +9,7 @@ from vae_core import explore
 
 from .. import limits
 from ..components import digit_input, grid_image
-from ..handler import SAMPLING, active, gpu, picture, random_test_pictures, user_facing
+from ..handler import SAMPLING, active, picture, random_test_pictures, user_facing
 from ..page import Page
 from ..session import Studio
 
@@ -35,7 +35,7 @@ class InterpolateTab:
 
 def build(page: Page) -> None:
     tab = InterpolateTab(page.studio)
-    with gr.Tab("Interpolate", id="interpolate", elem_id="tab-interpolate"):
+    with gr.Tab("Interpolate", id="interpolate", elem_id="tab-interpolate") as where:
         with gr.Row():
             with gr.Column():
                 image_a = digit_input("Digit A", "image-a")
@@ -44,7 +44,7 @@ def build(page: Page) -> None:
         with gr.Row():
             steps = limits.slider("steps", "Steps", 10)
             pick = gr.Button("Two random test digits", elem_id="pick-digits")
-            button = gr.Button("Interpolate", variant="primary", elem_id="interpolate-btn")
         out = grid_image("Decoded path from A to B", "interpolate-grid")
-    button.click(gpu(tab.interpolate), [image_a, image_b, steps], out, api_name="interpolate", **SAMPLING)
-    pick.click(tab.pick, None, [image_a, image_b], api_visibility="private", **SAMPLING)
+    inputs = [image_a, image_b, steps]
+    page.picture_action(where, tab.interpolate, inputs, out, "interpolate", inputs)
+    gr.on([page.demo.load, pick.click], tab.pick, None, [image_a, image_b], api_visibility="private", **SAMPLING)

@@ -8,7 +8,7 @@ import numpy as np
 from vae_core import explore
 
 from ..components import digit_input, grid_image
-from ..handler import SAMPLING, active, gpu, picture, user_facing
+from ..handler import SAMPLING, active, picture, random_test_pictures, user_facing
 from ..page import Page
 from ..session import Studio
 
@@ -16,6 +16,11 @@ from ..session import Studio
 class ReconstructTab:
     def __init__(self, studio: Studio):
         self.studio = studio
+
+    @user_facing
+    def pick(self, request: gr.Request = None) -> np.ndarray:
+        """One test picture (private): on arrival, and for people with no digit at hand."""
+        return random_test_pictures(self.studio, request, 1)[0][0]
 
     @user_facing
     def reconstruct(self, image, request: gr.Request = None) -> np.ndarray:
@@ -26,9 +31,10 @@ class ReconstructTab:
 
 def build(page: Page) -> None:
     tab = ReconstructTab(page.studio)
-    with gr.Tab("Reconstruct", id="reconstruct", elem_id="tab-reconstruct"), gr.Row():
+    with gr.Tab("Reconstruct", id="reconstruct", elem_id="tab-reconstruct") as where, gr.Row():
         with gr.Column():
             image = digit_input("Digit", "reconstruct-image")
-            button = gr.Button("Reconstruct", variant="primary", elem_id="reconstruct-btn")
+            pick = gr.Button("A random test digit", elem_id="reconstruct-pick")
         out = grid_image("As the model sees it · its reconstruction", "reconstruct-grid")
-    button.click(gpu(tab.reconstruct), image, out, api_name="reconstruct", **SAMPLING)
+    page.picture_action(where, tab.reconstruct, [image], out, "reconstruct", [image])
+    gr.on([page.demo.load, pick.click], tab.pick, None, image, api_visibility="private", **SAMPLING)

@@ -8,8 +8,8 @@ import numpy as np
 from vae_core import explore
 
 from .. import limits
-from ..components import grid_image
-from ..handler import SAMPLING, active, gpu, user_facing
+from ..components import grid_image, reseed_button
+from ..handler import LIVE, active, gpu, user_facing
 from ..page import Page
 from ..session import Studio
 
@@ -34,6 +34,6 @@ def build(page: Page) -> None:
             temperature = limits.slider("temperature", "Temperature", 1.0, step=0.05,
                                         info="scales the prior draw z ~ N(0, T²I)")
             seed = limits.seed()
-            button = gr.Button("Sample", variant="primary", elem_id="sample-btn")
+            reseed_button("New samples", seed, "sample-btn")
         out = grid_image("Prior samples", "sample-grid")
-    button.click(gpu(tab.sample), [n, temperature, seed], out, api_name="sample", **SAMPLING)
+    gr.on(page.live(n, temperature, seed), gpu(tab.sample), [n, temperature, seed], out, api_name="sample", **LIVE)

@@ -9,7 +9,7 @@ from vae_core import explore
 
 from .. import limits
 from ..components import digit_input, grid_image
-from ..handler import SAMPLING, active, gpu, picture, user_facing
+from ..handler import LIVE, active, gpu, picture, user_facing
 from ..page import Page
 from ..session import Studio
 
@@ -46,8 +46,10 @@ def build(page: Page) -> None:
             base = gr.Radio(list(explore.BASES), value="zero", label="Base code",
                             info="image: the encoding of the digit below")
             image = digit_input("Base digit", "traverse-image")
-            button = gr.Button("Traverse", variant="primary", elem_id="traverse-btn")
         with gr.Column(scale=2):
             gr.Markdown("One row per latent dimension, varied from −span to +span.")
             out = grid_image("Traversal", "traverse-grid")
-    button.click(gpu(tab.traverse), [span, steps, seed, base, image], out, api_name="traverse", **SAMPLING)
+    # a digit given is a digit used: the base switches to it (in the page), which re-runs the traversal
+    image.change(None, image, base, js="(image) => image ? 'image' : 'zero'", api_visibility="private")
+    gr.on(page.live(span, steps, seed, base, image), gpu(tab.traverse), [span, steps, seed, base, image], out,
+          api_name="traverse", **LIVE)
