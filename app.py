@@ -24,6 +24,16 @@ from vae_core.network import reachable
 
 CSS = """
 .grid img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }
+.playground .pg-row { display: flex; gap: 1.5em; flex-wrap: wrap; align-items: flex-start; }
+.playground .pg-col { display: flex; flex-direction: column; gap: 0.6em; }
+.playground .pg-wide { flex: 1; min-width: 320px; }
+.playground .pg-picture { width: 224px; height: 224px; image-rendering: pixelated; background: #000; }
+.playground .pg-pad { width: 240px; height: 240px; touch-action: none; cursor: crosshair; border-radius: 6px; }
+.playground .pg-dim { display: grid; grid-template-columns: 11em 1fr 3em; align-items: center; gap: 0.5em; }
+.playground .pg-inactive { opacity: 0.45; }
+.playground .pg-classes { display: flex; flex-wrap: wrap; gap: 0.3em; max-width: 224px; }
+.playground button { border: 1px solid #d4d4d8; border-radius: 6px; padding: 0.2em 0.6em; }
+.playground .pg-chosen { background: #f97316; color: white; }
 .digit img { image-rendering: pixelated; min-width: 112px; min-height: 112px; object-fit: contain; }
 .run-progress { display: flex; gap: 0.75em; align-items: center; }
 .run-progress progress { flex: 1; height: 1em; }

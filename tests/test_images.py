@@ -52,3 +52,16 @@ def test_sketch_ink_reads_the_brush_and_ignores_a_blank_canvas():
     canvas[100:180, 130:150] = (0, 0, 0, 255)  # a black stroke
     ink = sketch_ink(canvas)
     assert ink[140, 140] == 255 and ink[10, 10] == 0
+
+
+def test_off_white_paper_becomes_black_not_a_grey_box():
+    import numpy as np
+
+    from vae_core.images import ink_to_tensor
+
+    grey = np.full((100, 100), 0.8)  # a photo of paper under room light: nowhere near white
+    grey[20:28, 20:80] = 0.1  # a dark "7": its bar …
+    grey[20:80, 72:80] = 0.1  # … and its stem, with paper between them inside the digit's box
+    digit = ink_to_tensor(grey).numpy()[0, 0]
+    assert (digit > 0.05).mean() < 0.2  # the paper, inside the box too, is black as MNIST's background
+    assert digit.max() > 0.8  # and the stroke keeps nearly the full range

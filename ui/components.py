@@ -146,8 +146,8 @@ def digit_input(label: str, elem_id: str) -> DigitImage:
                                sources=["upload", "clipboard"], elem_id=elem_id, elem_classes=["digit"])
         with gr.Tab("Draw"):
             sketch = Sketch(
-                label=f"Draw {label.lower()}: pick the brush, draw, and it fills the upload box",
-                type="numpy", canvas_size=(280, 280),
+                label=f"Draw {label.lower()}: each stroke fills the upload box and runs at once",
+                type="numpy", canvas_size=(280, 280), transforms=(),
                 brush=gr.Brush(colors=["#000000"], default_size=14, color_mode="fixed"), layers=False,
                 elem_id=f"{elem_id}-sketch", height=320,
             )

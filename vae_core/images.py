@@ -141,7 +141,10 @@ def ink_to_tensor(grey: np.ndarray, size: tuple[int, int] = (28, 28)) -> torch.T
     """Grey picture in [0, 1] → MNIST-style (1, 1, H, W): ink white, cropped, scaled, centred."""
     if grey.ndim != 2 or min(grey.shape) < 1:
         raise ImageError("the image is empty")
-    ink = 1.0 - grey if _background(grey) > 0.5 else grey
+    paper = _background(grey)
+    # the paper's own level is subtracted, so off-white paper is black, not a grey box, and the ink keeps its range
+    ink = (paper - grey) / max(paper, 1e-6) if paper > 0.5 else (grey - paper) / max(1.0 - paper, 1e-6)
+    ink = np.clip(ink, 0.0, 1.0)
     mask = ink > 0.2
     if not mask.any():
         raise ImageError("no digit found: the image is blank")

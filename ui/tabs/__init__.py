@@ -5,6 +5,6 @@ a small class holding the studio, so that Gradio sees their parameter names and 
 `gr.Request`), then list it in `TABS`, in the order the tabs appear.
 """
 
-from . import complete, conditional, how, interpolate, latent_map, reconstruct, sample, train, traverse
+from . import complete, conditional, how, interpolate, latent_map, playground, reconstruct, sample, train, traverse
 
-TABS = (train, sample, traverse, conditional, reconstruct, interpolate, complete, how, latent_map)
+TABS = (train, sample, playground, traverse, conditional, reconstruct, interpolate, complete, how, latent_map)

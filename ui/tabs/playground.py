@@ -1,0 +1,63 @@
+"""Latent playground: the decoder runs in the page, so the digit redraws on every slider or pad event."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from vae_core import browser
+
+from .. import limits
+from ..handler import SAMPLING, active, gpu, user_facing
+from ..page import Page
+from ..session import Studio
+from .conditional import class_names
+
+SCRIPT = (Path(__file__).parents[1] / "playground.js").read_text()
+MODELS = ("vae", "cvae")
+MAP_POINTS = 500  # test pictures that set the dimensions' order (their average KL)
+
+
+class PlaygroundTab:
+    def __init__(self, studio: Studio):
+        self.studio = studio
+
+    @user_facing
+    def spec(self, kind: str = "vae", request: gr.Request = None):
+        """The session's model for the page: its dimensions by KL, its classes and its MLP decoder (private)."""
+        model = active(self.studio, request, limits.check_choice("model", kind, MODELS))
+        x, labels = self.studio.test_data(model).tensors("test")
+        spec = browser.playground(model.model, x[:MAP_POINTS], labels[:MAP_POINTS], class_names(model))
+        return gr.HTML(spec=json.dumps({**spec, "source": model.source})), gr.Image(visible=spec["decoder"] is None)
+
+    @user_facing
+    def server_decode(self, kind: str, value: str, request: gr.Request = None) -> np.ndarray:
+        """The page's code decoded here, for a model whose decoder the page cannot run (private)."""
+        model = active(self.studio, request, limits.check_choice("model", kind, MODELS)).model
+        try:
+            asked = json.loads(value)
+            code, label = [float(v) for v in asked["code"]], int(asked.get("label", 0))
+        except (TypeError, ValueError, KeyError):
+            return gr.skip()
+        if len(code) != model.config.latent:
+            return gr.skip()  # a code from the model shown before this one
+        pixels = browser.decode(model, code, label)
+        return np.round(pixels[0] * 255).astype(np.uint8)
+
+
+def build(page: Page) -> None:
+    tab = PlaygroundTab(page.studio)
+    with gr.Tab("Latent playground", id="playground", elem_id="tab-playground") as opened:
+        kind = gr.Radio(list(MODELS), value="vae", label="Model", elem_id="playground-model",
+                        info="this session's active VAE or CVAE")
+        with gr.Row():
+            space = gr.HTML(value="", html_template="<div></div>", js_on_load=SCRIPT, spec="",
+                            elem_id="playground", elem_classes=["playground"])
+        decoded = gr.Image(label="Decoded on the server (conv models)", type="numpy", interactive=False,
+                           elem_classes=["grid"], height=200, visible=False, elem_id="playground-server")
+    gr.on([opened.select, kind.change], tab.spec, kind, [space, decoded], api_visibility="private", **SAMPLING)
+    space.change(gpu(tab.server_decode), [kind, space], decoded, api_visibility="private", trigger_mode="always_last",
+                 **SAMPLING)
