@@ -34,6 +34,13 @@ CSS = """
 .playground .pg-classes { display: flex; flex-wrap: wrap; gap: 0.3em; max-width: 224px; }
 .playground button { border: 1px solid #d4d4d8; border-radius: 6px; padding: 0.2em 0.6em; }
 .playground .pg-chosen { background: #f97316; color: white; }
+.latent-map .lm-row { display: flex; gap: 1.5em; flex-wrap: wrap; align-items: flex-start; }
+.latent-map .lm-plot { width: 552px; height: 552px; cursor: crosshair; }
+.latent-map .lm-legend { display: flex; flex-wrap: wrap; gap: 0.2em 0.8em; max-width: 260px; }
+.latent-map .lm-legend i { display: inline-block; width: 0.8em; height: 0.8em; border-radius: 50%; margin: 0 0.3em; }
+.latent-map .lm-pair { display: flex; gap: 0.8em; }
+.latent-map .lm-digit { width: 112px; height: 112px; image-rendering: pixelated; background: #000; }
+.latent-map figure { margin: 0; text-align: center; font-size: 0.85em; }
 .digit img { image-rendering: pixelated; min-width: 112px; min-height: 112px; object-fit: contain; }
 .run-progress { display: flex; gap: 0.75em; align-items: center; }
 .run-progress progress { flex: 1; height: 1em; }

@@ -63,10 +63,12 @@ def test_reconstruct_and_interpolate_follow_the_input(client, digit_png):
 
 
 def test_latent_map_returns_labelled_points(client):
-    frame, manifold, text = client.predict(api_name="/latent_map")
-    assert len(frame["data"]) == 500 and frame["columns"] == ["x", "y", "label"]
-    assert {row[2] for row in frame["data"]} == {str(d) for d in range(10)}
-    assert "test images" in text
+    points, text = client.predict(model="active VAE", api_name="/latent_map")
+    assert len(points) == 500 and set(points[0]) == {"x", "y", "label"}
+    assert {p["label"] for p in points} == {str(d) for d in range(10)}
+    assert "test images" in text and "principal components" in text  # the seed VAE has 10 dimensions
+    points, text = client.predict(model="2-D VAE (pretrained)", api_name="/latent_map")
+    assert "z₁, z₂" in text and "weights/vae2d" in text
 
 
 @pytest.mark.parametrize("kwargs, says", [

@@ -16,8 +16,8 @@ TABS = ["Train", "Sample", "Latent playground", "Latent traverse", "Conditional 
 # each exploring tab and the picture it shows on arrival, without a click
 FIRST_PICTURES = {"Sample": "sample-grid", "Latent traverse": "traverse-grid",
                   "Conditional digit": "conditional-grid", "Reconstruct": "reconstruct-grid",
-                  "Interpolate": "interpolate-grid", "Complete a digit": "complete-grid", "How it works": "how-picture",
-                  "Latent map": "manifold-grid"}
+                  "Interpolate": "interpolate-grid", "Complete a digit": "complete-grid", "How it works": "how-picture"}
+IN_PAGE = {"Latent playground": "#playground .pg-picture", "Latent map": "#latent-map .lm-plot"}  # drawn in the page
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +66,8 @@ def test_every_tab_shows_a_picture_on_arrival_without_a_click(page):
         open_tab(page, name)
         if name in FIRST_PICTURES:
             wait_for_image(page, FIRST_PICTURES[name], timeout=20_000)
+        if name in IN_PAGE:
+            page.locator(IN_PAGE[name]).wait_for(timeout=20_000)
         page.wait_for_timeout(300)
         page.screenshot(path=ARTIFACTS / f"tab-{name.lower().replace(' ', '-')}.png")
 
@@ -138,6 +140,51 @@ def test_draw_a_digit_and_its_reconstruction_follows_the_stroke(page):
     changed(page, "reconstruct-grid", before)  # the stroke's end ran the reconstruction, no button
     page.get_by_role("tab", name="Upload").first.click()
     page.screenshot(path=ARTIFACTS / "reconstruct-drawn.png")
+
+
+def test_interpolate_two_test_digits(page):
+    open_tab(page, "Interpolate")
+    wait_for_image(page, "interpolate-grid")  # two test digits on arrival, and their path
+    before = src(page, "interpolate-grid")
+    page.locator("#pick-digits").click()
+    changed(page, "interpolate-grid", before)  # a new pair, a new path, no other button
+    page.screenshot(path=ARTIFACTS / "interpolate.png")
+
+
+def test_complete_a_test_digit_as_the_quadrants_are_toggled(page):
+    open_tab(page, "Complete a digit")
+    wait_for_image(page, "complete-grid")
+    before = src(page, "complete-grid")
+    page.locator("#complete-given").get_by_text("bottom-left", exact=True).click()  # a second quadrant given
+    changed(page, "complete-grid", before)
+    page.screenshot(path=ARTIFACTS / "complete.png", full_page=True)
+
+
+MAP = "document.querySelector('#latent-map .lm-plot').parentElement.parentElement.latentMap"
+
+
+def test_the_latent_map_shows_a_clicked_point_and_a_given_digits_posterior(page, digit_png):
+    from playwright.sync_api import expect
+
+    open_tab(page, "Latent map")
+    plot = page.locator("#latent-map .lm-plot")
+    plot.wait_for(timeout=20_000)
+    expect(page.locator("#latent-map-text")).to_contain_text("z₁, z₂")  # the 2-D VAE: its own axes
+    # click where the first test point is drawn: its picture and its reconstruction show
+    px, py = page.evaluate(f"() => {{ const v = {MAP}; const s = v.plot.getBoundingClientRect().width / v.plot.width;"
+                           " return [(36 + (v.x[0] + v.span) / (2 * v.span) * 480) * s,"
+                           " (36 + (v.span - v.y[0]) / (2 * v.span) * 480) * s]; }")
+    plot.click(position={"x": px, "y": py})
+    assert page.evaluate(f"() => {MAP}.picked") == 0
+    expect(page.locator("#latent-map .lm-caption")).to_contain_text("Test picture 1")
+    lit = page.evaluate("() => { const c = document.querySelector('#latent-map .lm-digit').getContext('2d');"
+                        " return c.getImageData(0, 0, 28, 28).data.filter((v, i) => i % 4 == 0 && v > 128).length; }")
+    assert lit > 20  # the digit is drawn, not an empty box
+    page.locator("#latent-map-image input[type=file]").first.set_input_files(digit_png[0])
+    page.wait_for_function(f"() => {MAP}.marker !== null", timeout=20_000)
+    marker = page.evaluate(f"() => {MAP}.marker")
+    assert marker["rx"] > 0 and abs(marker["x"]) < 10
+    page.screenshot(path=ARTIFACTS / "latent-map.png", full_page=True)
 
 
 def test_how_it_works_explains_a_test_digit_and_follows_the_controls(page):

@@ -181,9 +181,9 @@ def test_uploaded_zip_trains_a_cvae_that_samples_at_its_size(own_server, picture
     # a VAE on the same upload: the latent map encodes that upload's test pictures, by class name
     client.predict(kind="vae", dataset="upload", epochs=1, zip_file=handle_file(archive), height=28, width=20,
                    api_name="/train")
-    scatter, _, text = client.predict(api_name="/latent_map")
-    assert "12 test images" in text
-    assert {row[2] for row in scatter["data"]} == {"class-0", "class-1", "class-2"}
+    points, text = client.predict(model="active VAE", api_name="/latent_map")
+    assert "12 of 12 test images" in text
+    assert {p["label"] for p in points} == {"class-0", "class-1", "class-2"}
 
 
 def test_bad_uploads_get_plain_messages(own_server, tmp_path, picture_folder):

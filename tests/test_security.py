@@ -168,8 +168,8 @@ def test_a_tiny_unlabelled_upload_still_maps_its_latent_space(client, tmp_path, 
             z.write(path, f"{i}.png")
     assert "Done" in client.predict(kind="vae", dataset="upload", epochs=1, zip_file=handle_file(archive),
                                     api_name="/train")[0]
-    frame, _, text = client.predict(api_name="/latent_map")
-    assert len(frame["data"]) == 1 and "1 test images" in text
+    points, text = client.predict(model="active VAE", api_name="/latent_map")
+    assert len(points) == 1 and "1 of 1 test images" in text
 
 
 def test_refused_input_leaves_no_traceback_in_the_server_log(server, client, tmp_path):

@@ -144,13 +144,16 @@ def digit_input(label: str, elem_id: str) -> DigitImage:
         with gr.Tab("Upload"):
             image = DigitImage(label=label, type="filepath", image_mode=None, format="png", height=200,
                                sources=["upload", "clipboard"], elem_id=elem_id, elem_classes=["digit"])
-        with gr.Tab("Draw"):
+        with gr.Tab("Draw") as draw:
             sketch = Sketch(
                 label=f"Draw {label.lower()}: each stroke fills the upload box and runs at once",
                 type="numpy", canvas_size=(280, 280), transforms=(),
                 brush=gr.Brush(colors=["#000000"], default_size=14, color_mode="fixed"), layers=False,
                 elem_id=f"{elem_id}-sketch", height=320,
             )
+    # the brush is the tool from the start: Gradio's pad waits for a click on it otherwise
+    draw.select(None, None, None, api_visibility="private", js=f"""() => setTimeout(() => document.querySelector(
+        '#{elem_id}-sketch button[aria-label="Brush"]')?.click(), 100)""")
     # cheap once checked, but never unbounded: a burst of drawings cannot take every worker thread
     sketch.change(sketch_to_image, sketch, image, api_visibility="private", concurrency_id="sketch",
                   concurrency_limit=2)

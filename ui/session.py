@@ -35,7 +35,7 @@ from .settings import Settings
 
 JUDGE = "digit_judge.safetensors"  # in weights/: the CNN that reads a CVAE's digits (vae_core/recognize.py)
 # role → folder in weights/; "baseline" is the completion tab's deterministic network
-PRETRAINED = {"vae": "vae", "cvae": "cvae", "scvae": "scvae", "baseline": "scvae-baseline"}
+PRETRAINED = {"vae": "vae", "vae2d": "vae2d", "cvae": "cvae", "scvae": "scvae", "baseline": "scvae-baseline"}
 DROPPED_NOTICE = ("This server keeps the models of its {n} most recently active training sessions, and yours "
                   "were dropped to make room: the pretrained models are active again. Download a run's checkpoint "
                   "to keep it.")

@@ -9,10 +9,13 @@ moves pixels by up to 1.5e-3, above the 1e-3 the page promises against the serve
 from __future__ import annotations
 
 import base64
+import math
 
 import numpy as np
 import torch
 
+from .explore import latent_map, manifold_grid
+from .images import png_bytes
 from .losses import gaussian_kl_per_dim
 from .models import LabelConditioned, PriorSampler
 
@@ -57,3 +60,60 @@ def decode(model: PriorSampler, code: list[float], label: int = 0) -> np.ndarray
     z = torch.tensor([code], dtype=torch.float32)
     labels = torch.tensor([int(label)]) if isinstance(model, LabelConditioned) else None
     return model.decode(z, labels)[0].cpu().numpy()
+
+
+MANIFOLD_TILES = 15  # per side: 15 tiles of 28 px are a 450-px picture, each tile at least life-size ×1
+
+
+@torch.no_grad()
+def map_view(model: PriorSampler, x: torch.Tensor, labels: torch.Tensor, class_names: list[str]) -> dict:
+    """The test pictures on two latent axes, for the page to draw, hover and click.
+
+    Each point carries its picture and its reconstruction through the posterior mean (uint8,
+    base64), so a click shows both at once. For a 2-D model the decoded manifold fills the
+    background: tiles uniformly spaced over the plotted range, so each lies under the codes
+    it decodes.
+    """
+    conditioned = labels if isinstance(model, LabelConditioned) else None
+    coords, axes = latent_map(model, x, labels)
+    reconstructions = model.generate(x, conditioned)
+    span = float(np.ceil(np.percentile(np.abs(coords), 99) * 2) / 2) or 1.0
+    view = {
+        "x": np.round(coords[:, 0], 3).tolist(), "y": np.round(coords[:, 1], 3).tolist(),
+        "labels": labels.tolist(), "classes": class_names, "span": span, "image_shape": list(x.shape[1:]),
+        "axes": ["z₁", "z₂"] if axes.startswith("z") else ["PC1", "PC2"], "axes_text": axes,
+        "pictures": _bytes_b64(x), "reconstructions": _bytes_b64(reconstructions), "manifold": None,
+    }
+    if model.config.latent == 2:
+        tiles = manifold_grid(model, MANIFOLD_TILES, span=span * (MANIFOLD_TILES - 1) / MANIFOLD_TILES,
+                               padding=0)  # tile centres: the tiles cover [−span, span]
+        view["manifold"] = base64.b64encode(png_bytes(tiles)).decode()
+    return view
+
+
+def _bytes_b64(images: torch.Tensor) -> str:
+    return base64.b64encode(images.clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy().tobytes()).decode()
+
+
+@torch.no_grad()
+def posterior_marker(model: PriorSampler, x: torch.Tensor, test_x: torch.Tensor, test_labels: torch.Tensor,
+                     label: int = 0) -> dict:
+    """A picture's posterior on the map's axes: its mean and the ±2σ ellipse (axes and angle).
+
+    On a 2-D model the axes are z₁, z₂ and the ellipse is axis-aligned; otherwise the mean and
+    the diagonal covariance are projected on the test set's first two principal components.
+    """
+    conditioned = torch.tensor([int(label)]) if isinstance(model, LabelConditioned) else None
+    mu, log_std = model.encode(x, conditioned)
+    covariance = torch.diag(torch.exp(2 * log_std[0]))
+    if model.config.latent == 2:
+        mean, cov2 = mu[0], covariance
+    else:
+        means = model.posterior_means(test_x, test_labels)
+        centre = means.mean(0)
+        _, _, v = torch.linalg.svd(means - centre, full_matrices=False)
+        mean, cov2 = (mu[0] - centre) @ v[:2].T, v[:2] @ covariance @ v[:2].T
+    values, vectors = torch.linalg.eigh(cov2)
+    radius = [round(2 * math.sqrt(max(v, 0.0)), 3) for v in values.tolist()]  # ascending: minor, major
+    return {"x": round(mean[0].item(), 3), "y": round(mean[1].item(), 3), "rx": radius[1], "ry": radius[0],
+            "angle": round(math.atan2(vectors[1, 1].item(), vectors[0, 1].item()), 4)}

@@ -107,19 +107,21 @@ def latent_map(model: PriorSampler, x: torch.Tensor, labels: torch.Tensor) -> tu
 
 
 @torch.no_grad()
-def manifold_grid(model: PriorSampler, n: int = 15, label: int = 0) -> np.ndarray:
+def manifold_grid(model: PriorSampler, n: int = 15, label: int = 0, span: float | None = None,
+                  padding: int = 2) -> np.ndarray:
     """Decodes an n×n grid of a 2-D latent space (top row: high z₂).
 
-    The points sit at the normal's quantiles (1/(n+1) … n/(n+1)), so each covers an equal
-    share of the prior's mass, as in Kingma & Welling's figures, rather than a uniform span
-    that wastes most tiles on the improbable tails.
+    Without `span` the points sit at the normal's quantiles (1/(n+1) … n/(n+1)), so each
+    covers an equal share of the prior's mass, as in Kingma & Welling's figures. With it they
+    are evenly spaced over [−span, span], so that the tiles line up with a plot's axes.
     """
     if model.config.latent != 2:
         raise ValueError("the manifold grid needs a model with a 2-D latent space")
-    values = torch.distributions.Normal(0.0, 1.0).icdf(torch.arange(1, n + 1) / (n + 1))
+    values = torch.distributions.Normal(0.0, 1.0).icdf(torch.arange(1, n + 1) / (n + 1)) if span is None \
+        else torch.linspace(-span, span, n)
     z2, z1 = torch.meshgrid(values.flip(0), values, indexing="ij")
     z = torch.stack([z1.reshape(-1), z2.reshape(-1)], 1)
-    return to_grid(model.sample(0, _labels(model, n * n, label), z=z), nrow=n)
+    return to_grid(model.sample(0, _labels(model, n * n, label), z=z), nrow=n, padding=padding)
 
 
 @torch.no_grad()

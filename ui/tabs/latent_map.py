@@ -1,46 +1,85 @@
-"""Latent map: where the test pictures land in the session's VAE's code space."""
+"""Latent map: where the test pictures land in a VAE's code space, to hover, click and drop a digit on."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import gradio as gr
-import pandas as pd
 
-from vae_core import explore
+from vae_core import browser
 
-from ..components import grid_image
-from ..handler import SAMPLING, active, gpu, user_facing
+from .. import limits
+from ..components import digit_input
+from ..handler import SAMPLING, active, gpu, picture, quiet_until_given, user_facing
 from ..page import Page
-from ..session import Studio
+from ..session import ActiveModel, Studio
+from .conditional import class_names
+
+SCRIPT = (Path(__file__).parents[1] / "latent_map.js").read_text()
+# which model the map shows: the shipped 2-D VAE (its axes are its code) or the session's own VAE
+MAP_OF = {"2-D VAE (pretrained)": "vae2d", "active VAE": "vae"}
+MAP_POINTS = 500  # test pictures on the map; each travels with its picture and reconstruction
 
 
 class LatentMapTab:
     def __init__(self, studio: Studio):
         self.studio = studio
 
-    @user_facing
-    def latent_map(self, request: gr.Request = None):
-        """The test set's codes in 2-D, coloured by label, and the decoded manifold for a 2-D model."""
-        model = active(self.studio, request, "vae")
+    def _view(self, which: str, request: gr.Request | None) -> tuple[ActiveModel, dict, str]:
+        model = active(self.studio, request, MAP_OF[limits.check_choice("model", which, tuple(MAP_OF))])
         data = self.studio.test_data(model)
         x, labels = data.tensors("test")
-        coords, method = explore.latent_map(model.model, x, labels)
-        names = data.class_names or ("",)
-        frame = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1],
-                              "label": [names[k] for k in data.test_labels]})
-        manifold = explore.manifold_grid(model.model) if model.model.config.latent == 2 else None
-        text = f"{len(frame):,} test images; axes: {method}."
-        if manifold is None:
-            text += " The decoded manifold grid appears for a model with a 2-D latent space (train one with latent 2)."
-        return frame, manifold, text
+        view = browser.map_view(model.model, x[:MAP_POINTS], labels[:MAP_POINTS], class_names(model))
+        shown = min(len(x), MAP_POINTS)
+        text = (f"{shown:,} of {len(x):,} test images from `{model.source}`; axes: {view['axes_text']}."
+                + ("" if view["manifold"] else " The decoded manifold fills the background for a 2-D model."))
+        return model, view, text
+
+    @user_facing
+    def latent_map(self, model: str = "active VAE", request: gr.Request = None) -> tuple[list[dict], str]:
+        """Where the test pictures land: each point's two coordinates and class, and a line naming the axes.
+
+        model: "2-D VAE (pretrained)" (axes z₁, z₂) or "active VAE" (the session's VAE; axes are its
+        first two principal components when it has more than two dimensions).
+        """
+        _, view, text = self._view(model, request)
+        names = view["classes"] or [""]
+        return [{"x": x, "y": y, "label": names[k] if k < len(names) else str(k)}
+                for x, y, k in zip(view["x"], view["y"], view["labels"], strict=True)], text
+
+    @user_facing
+    def page_map(self, which: str, request: gr.Request = None):
+        """The map for the page's canvas (private)."""
+        _, view, text = self._view(which, request)
+        return gr.HTML(spec=json.dumps(view), marker=""), text
+
+    @user_facing
+    def marker(self, which: str, image, request: gr.Request = None):
+        """A drawn or uploaded digit's posterior on the map: its mean and ±2σ ellipse (private)."""
+        model = active(self.studio, request, MAP_OF[limits.check_choice("model", which, tuple(MAP_OF))])
+        x, labels = self.studio.test_data(model).tensors("test")
+        mark = browser.posterior_marker(model.model, picture(image, model.model, "digit"), x[:MAP_POINTS],
+                                        labels[:MAP_POINTS])
+        return gr.HTML(marker=json.dumps(mark))
 
 
 def build(page: Page) -> None:
     tab = LatentMapTab(page.studio)
-    with gr.Tab("Latent map", id="latent-map", elem_id="tab-latent-map"):
-        button = gr.Button("Encode the test set", variant="primary", elem_id="latent-map-btn")
-        text = gr.Markdown()
+    with gr.Tab("Latent map", id="latent-map", elem_id="tab-latent-map") as opened:
         with gr.Row():
-            scatter = gr.ScatterPlot(x="x", y="y", color="label", title="Posterior means of test images",
-                                     elem_id="latent-scatter", height=420)
-            manifold = grid_image("Decoded manifold (2-D models)", "manifold-grid")
-    button.click(gpu(tab.latent_map), None, [scatter, manifold, text], api_name="latent_map", **SAMPLING)
+            which = gr.Radio(list(MAP_OF), value=next(iter(MAP_OF)), label="Map of", elem_id="latent-map-model")
+            text = gr.Markdown(elem_id="latent-map-text")
+        with gr.Row():
+            with gr.Column(scale=3):
+                space = gr.HTML(value="", html_template="<div></div>", js_on_load=SCRIPT, spec="", marker="",
+                                elem_id="latent-map", elem_classes=["latent-map"])
+            with gr.Column(scale=1):
+                image = digit_input("Your digit on the map", "latent-map-image")
+        points, api_text = gr.JSON(visible=False), gr.Markdown(visible=False)
+        api_trigger = gr.Button(visible=False)
+    gr.on([opened.select, which.change], gpu(tab.page_map), which, [space, text], api_visibility="private",
+          **SAMPLING)
+    gr.on([image.change], quiet_until_given(gpu(tab.marker)), [which, image], space, api_visibility="private",
+          trigger_mode="always_last", **SAMPLING)
+    api_trigger.click(gpu(tab.latent_map), which, [points, api_text], api_name="latent_map", **SAMPLING)

@@ -58,8 +58,8 @@ class TrainTab:
                 return
             run.wait(UPDATE_EVERY_S)
 
-    def start(self, request: gr.Request, *values) -> str:
-        """The Start button: start the run and return at once (private).
+    def start(self, request: gr.Request, *values) -> tuple[str, gr.Timer]:
+        """The Start button: start the run, switch the page's timer on, and return at once (private).
 
         `request` comes first: Gradio inserts it at its position among the inputs.
 
@@ -68,7 +68,12 @@ class TrainTab:
         would then keep a stale status for good.
         """
         _, started = self._begin(dict(zip(SETTINGS, values, strict=True)), request)
-        return "" if started else BUSY
+        return ("" if started else BUSY), gr.Timer(active=True)
+
+    def watch(self) -> gr.Timer:
+        """On page load: the timer runs only while a run is live, so an idle page asks nothing (private)."""
+        run = self.studio.run
+        return gr.Timer(active=run is not None and run.running)
 
     def _begin(self, settings: dict, request: gr.Request | None) -> tuple[LiveRun, bool]:
         """Check every setting, read an uploaded zip, and start the run (or find the one going)."""
@@ -102,17 +107,21 @@ class TrainTab:
         return "No run is in progress."
 
     def poll(self, seen, request: gr.Request = None):
-        """The 1 s timer: every page sees the current run; at its end, the page's models and the adopt button."""
+        """The 1 s timer: every page sees the current run; at its end, the page's models and the adopt button.
+
+        Once the page has the run's last update the timer switches itself off, with the Stop note cleared.
+        """
         run = self.studio.run
         seen = tuple(seen) if seen else NOT_SEEN
         if run is None or (snap := run.snapshot()).version == seen[0]:
-            return (gr.skip(),) * 10
+            return (gr.skip(),) * 11 + (gr.Timer(active=run is not None and run.running),)
         session = session_of(request)
         mine = run.owner == session
         if snap.finished is None:
-            return (*outputs(snap, seen, mine), gr.skip(), gr.skip())
+            return (*outputs(snap, seen, mine), gr.skip(), gr.skip(), gr.skip(), gr.skip())
         offer = run.result is not None and not mine
-        return (*outputs(snap, seen, mine), self.studio.describe(session), gr.Button(visible=offer))
+        return (*outputs(snap, seen, mine), self.studio.describe(session), gr.Button(visible=offer), "",
+                gr.Timer(active=False))
 
     @user_facing
     def adopt(self, request: gr.Request = None) -> tuple[str, gr.Button]:
@@ -224,13 +233,15 @@ def build(page: Page) -> None:
         # that an update (two PNGs among it) is never sent twice.
         seen = gr.State(NOT_SEEN)
         stream = gr.Button(visible=False)
-        timer = gr.Timer(UPDATE_EVERY_S)
+        timer = gr.Timer(UPDATE_EVERY_S, active=False)
     inputs = [controls[name] for name in SETTINGS]
     controls["dataset"].change(dataset_defaults, controls["dataset"], [upload_box, controls["likelihood"]],
                                api_visibility="private", **FREE)
-    start.click(tab.start, inputs, stop_note, api_visibility="private", **FREE)
+    start.click(tab.start, inputs, [stop_note, timer], api_visibility="private", **FREE)
+    page.demo.load(tab.watch, None, timer, api_visibility="private", **FREE)
     # /train streams the run to API clients; in the page only the timer draws it (see TrainTab.start).
     stream.click(tab.train, inputs, [*shown, seen], api_name="train", **FREE)
     stop.click(tab.stop, None, stop_note, api_name="stop", **FREE)
-    timer.tick(tab.poll, seen, [*shown, seen, page.models, adopt], api_visibility="private", **FREE)
+    timer.tick(tab.poll, seen, [*shown, seen, page.models, adopt, stop_note, timer], api_visibility="private",
+               **FREE)
     adopt.click(tab.adopt, None, [page.models, adopt], api_name="adopt_run", **FREE)
