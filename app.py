@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 import gradio as gr
 
+from ui import picker
 from ui.gate import GatedBlocks
-from ui.handler import FREE, session_of
+from ui.handler import LOCAL
 from ui.page import Page
 from ui.session import Studio
 from ui.settings import Settings
@@ -22,30 +24,7 @@ from ui.tabs import TABS
 from vae_core.checkpoint import CheckpointError
 from vae_core.network import reachable
 
-CSS = """
-.grid img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }
-.playground .pg-row { display: flex; gap: 1.5em; flex-wrap: wrap; align-items: flex-start; }
-.playground .pg-col { display: flex; flex-direction: column; gap: 0.6em; }
-.playground .pg-wide { flex: 1; min-width: 320px; }
-.playground .pg-picture { width: 224px; height: 224px; image-rendering: pixelated; background: #000; }
-.playground .pg-pad { width: 240px; height: 240px; touch-action: none; cursor: crosshair; border-radius: 6px; }
-.playground .pg-dim { display: grid; grid-template-columns: 11em 1fr 3em; align-items: center; gap: 0.5em; }
-.playground .pg-inactive { opacity: 0.45; }
-.playground .pg-classes { display: flex; flex-wrap: wrap; gap: 0.3em; max-width: 224px; }
-.playground button { border: 1px solid #d4d4d8; border-radius: 6px; padding: 0.2em 0.6em; }
-.playground .pg-chosen { background: #f97316; color: white; }
-.latent-map .lm-row { display: flex; gap: 1.5em; flex-wrap: wrap; align-items: flex-start; }
-.latent-map .lm-plot { width: 552px; height: 552px; cursor: crosshair; }
-.latent-map .lm-legend { display: flex; flex-wrap: wrap; gap: 0.2em 0.8em; max-width: 260px; }
-.latent-map .lm-legend i { display: inline-block; width: 0.8em; height: 0.8em; border-radius: 50%; margin: 0 0.3em; }
-.latent-map .lm-pair { display: flex; gap: 0.8em; }
-.latent-map .lm-digit { width: 112px; height: 112px; image-rendering: pixelated; background: #000; }
-.latent-map figure { margin: 0; text-align: center; font-size: 0.85em; }
-.digit img { image-rendering: pixelated; min-width: 112px; min-height: 112px; object-fit: contain; }
-.run-progress { display: flex; gap: 0.75em; align-items: center; }
-.run-progress progress { flex: 1; height: 1em; }
-.quadrants .wrap { display: grid !important; grid-template-columns: 1fr 1fr; gap: 0.4em; max-width: 22em; }
-"""
+CSS = (Path(__file__).parent / "ui" / "studio.css").read_text()
 SHARE_HOST = "api.gradio.app"  # share links tunnel through Gradio's servers
 
 
@@ -54,15 +33,12 @@ def build(studio: Studio) -> gr.Blocks:
     with GatedBlocks(title="VAE Studio", delete_cache=(lifetime, lifetime)) as demo:
         gr.Markdown("# VAE Studio\nTrain a variational autoencoder live, then sample it, walk its latent space, "
                     "ask it for a chosen digit or let it complete a half-hidden one.")
-        page = Page(studio, gr.Markdown(elem_id="active-models"), demo)
+        # a page's session starts on the pretrained models: the header needs no call to show them
+        page = Page(studio, gr.Markdown(studio.describe(LOCAL), elem_id="active-models"), demo)
+        picker.build(page)
         with gr.Tabs():
             for tab in TABS:
                 tab.build(page)
-
-        def describe(request: gr.Request) -> str:
-            return studio.describe(session_of(request))
-
-        demo.load(describe, None, page.models, api_visibility="private", **FREE)
     demo.queue(max_size=studio.settings.queue_size)
     return demo
 

@@ -216,7 +216,7 @@ def test_how_it_works_numbers_are_the_training_loss(tmp_path, digit_png):
 
     from testing.appserver import Server
 
-    # a fresh server, whose VAE is weights/vae (other tests' servers train and activate their own)
+    # a fresh server, whose VAE is the pretrained one (other tests' servers train and activate their own)
     server = Server(tmp_path / "runs", tmp_path / "app.log")
     try:
         check_explain(Client(server.url, verbose=False), digit_png)
@@ -225,7 +225,9 @@ def test_how_it_works_numbers_are_the_training_loss(tmp_path, digit_png):
 
 
 def check_explain(client, digit_png):
-    model = load_checkpoint(ROOT / "weights" / "vae").model
+    from ui.session import PRETRAINED
+
+    model = load_checkpoint(ROOT / "weights" / PRETRAINED["vae"]).model
     x = load_digit(str(digit_png[0]))
     for seed in (0, 7):
         picture, table, _, terms, text = client.predict(image=handle_file(digit_png[0]), kind="vae", beta=1.0,

@@ -4,6 +4,7 @@ import torch
 from gradio_client import Client
 
 from testing import ROOT
+from ui.session import PRETRAINED
 from vae_core.checkpoint import load_checkpoint
 from vae_core.config import TrainConfig
 from vae_core.recognize import describe, load_judge, recognized
@@ -48,7 +49,7 @@ def test_the_judge_reads_real_digits_and_tells_a_trained_cvae_from_an_untrained_
 def test_a_cvae_runs_last_word_compares_its_digits_with_the_shipped_cvaes(server):
     client = Client(server.url, verbose=False)
     status = client.predict(kind="cvae", dataset="mnist", epochs=1, latent=4, api_name="/train")[0]
-    shipped = describe(recognized(load_checkpoint(ROOT / "weights" / "cvae").model, load_judge(JUDGE)))
+    shipped = describe(recognized(load_checkpoint(ROOT / "weights" / PRETRAINED["cvae"]).model, load_judge(JUDGE)))
     assert "An independent CNN reads" in status and f"the shipped CVAE: {shipped}" in status
     own = status.split("An independent CNN reads ")[1].split(" of this CVAE")[0]
     assert own != shipped  # one epoch's digits are judged on their own

@@ -17,12 +17,12 @@ class Page:
     demo: gr.Blocks  # for its `load` event: every exploring tab shows a picture when the page opens
 
     def live(self, *controls: gr.components.Component) -> list:
-        """The triggers of a cheap action: the page opening, and every change of its controls.
+        """The triggers of a cheap action: the page opening, a change of the session's models, and of its controls.
 
         Used with `trigger_mode="always_last"`, so a fast drag runs the latest value once
         the call in flight returns, never a backlog.
         """
-        return [self.demo.load, *(control.change for control in controls)]
+        return [self.demo.load, self.models.change, *(control.change for control in controls)]
 
     def picture_action(self, where: gr.Tab, fn, inputs: list, outputs, api_name: str, controls: list) -> None:
         """An action on given pictures: live in the page as `controls` change, and an API endpoint.
@@ -32,7 +32,8 @@ class Page:
         its caller. Both run the same handler. The trigger is laid out in the tab `where`
         (a component outside any tab would become a tab of its own).
         """
-        gr.on([control.change for control in controls], quiet_until_given(gpu(fn)), inputs, outputs,
+        triggers = [self.models.change, *(control.change for control in controls)]
+        gr.on(triggers, quiet_until_given(gpu(fn)), inputs, outputs, api_name=f"{api_name}_live",
               api_visibility="private", **LIVE)
         with where:
             trigger = gr.Button(visible=False)

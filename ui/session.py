@@ -35,7 +35,11 @@ from .settings import Settings
 
 JUDGE = "digit_judge.safetensors"  # in weights/: the CNN that reads a CVAE's digits (vae_core/recognize.py)
 # role → folder in weights/; "baseline" is the completion tab's deterministic network
-PRETRAINED = {"vae": "vae", "vae2d": "vae2d", "cvae": "cvae", "scvae": "scvae", "baseline": "scvae-baseline"}
+PRETRAINED = {"vae": "vae-sharp", "vae2d": "vae2d", "cvae": "cvae-sharp", "scvae": "scvae",
+              "baseline": "scvae-baseline"}
+# other shipped checkpoints a session may pick for a role: the seed's exact VAE and CVAE (weights/README.md)
+ALTERNATIVES = {"vae": ("vae", "vae2d"), "cvae": ("cvae",)}
+PICKABLE = ("vae", "cvae")  # the roles the header's model picker offers
 DROPPED_NOTICE = ("This server keeps the models of its {n} most recently active training sessions, and yours "
                   "were dropped to make room: the pretrained models are active again. Download a run's checkpoint "
                   "to keep it.")
@@ -123,6 +127,12 @@ class SessionModels:
             while self._bytes() > self.max_bytes and (self._adopted or len(self._trained) > 1):
                 self._drop(self._adopted if self._adopted else self._trained)
 
+    def forget(self, session: str) -> None:
+        """The session's own models go (it asked): it is on the pretrained models, and not told it was dropped."""
+        with self._lock:
+            self._trained.pop(session, None)
+            self._adopted.pop(session, None)
+
     def take_dropped(self, session: str) -> bool:
         """Whether this session's models were dropped since it last asked (said once)."""
         with self._lock:
@@ -143,9 +153,12 @@ class SessionModels:
 class Studio:
     """The server's models, datasets and run; each session's view of them."""
 
-    def __init__(self, settings: Settings, pretrained: dict[str, ActiveModel]):
+    def __init__(self, settings: Settings, pretrained: dict[str, ActiveModel],
+                 shipped: dict[str, dict[str, ActiveModel]] | None = None):
         self.settings = settings
         self.pretrained = pretrained
+        # role → {source: model}: every shipped checkpoint a session may pick for that role
+        self.shipped = shipped or {role: {active.source: active} for role, active in pretrained.items()}
         self.judge = load_judge(settings.weights_dir / JUDGE)
         self.sessions = SessionModels(settings.max_sessions, settings.max_model_mb * 1_000_000)
         self.run: LiveRun | None = None
@@ -158,11 +171,14 @@ class Studio:
 
     @classmethod
     def open(cls, settings: Settings) -> Studio:
-        pretrained = {role: open_checkpoint(settings.weights_dir / folder, f"weights/{folder}")
-                      for role, folder in PRETRAINED.items()}
+        opened = {folder: open_checkpoint(settings.weights_dir / folder, f"weights/{folder}")
+                  for folder in {*PRETRAINED.values(), *(f for fs in ALTERNATIVES.values() for f in fs)}}
+        pretrained = {role: opened[folder] for role, folder in PRETRAINED.items()}
+        shipped = {role: {opened[f].source: opened[f] for f in (PRETRAINED[role], *ALTERNATIVES.get(role, ()))}
+                   for role in PRETRAINED}
         process.warm()  # the first run's worker imports PyTorch now, not when someone presses Start
         process.leave_cores_to_training()
-        studio = cls(settings, pretrained)
+        studio = cls(settings, pretrained, shipped)
         # the tabs' first test digits must not wait seconds for the test set: read it now, in the background
         threading.Thread(target=studio.test_data, args=(pretrained["vae"],), name="read-test-set", daemon=True).start()
         return studio
@@ -177,6 +193,26 @@ class Studio:
     def notice(self, session: str) -> str | None:
         """A sentence to show once if this session's own models were dropped for lack of room."""
         return DROPPED_NOTICE.format(n=self.sessions.capacity) if self.sessions.take_dropped(session) else None
+
+    def choices(self, session: str, role: str) -> list[str]:
+        """What this session may pick for `role`: the shipped checkpoints, then its own runs still on disk."""
+        runs = [f"runs/{folder.name}" for owner, folder in self._on_disk
+                if owner == session and folder.name.split("-")[2] == role and (folder / "config.json").is_file()]
+        return [*self.shipped[role], *reversed(runs)]
+
+    def choose(self, session: str, role: str, source: str) -> None:
+        """Make `source` (one of `choices`) this session's model for `role`."""
+        if source not in self.choices(session, role):
+            raise DataError(f"{source} is not a model this session can pick for the {role.upper()}")
+        if source in self.shipped[role]:
+            self.sessions.set(session, role, self.shipped[role][source], trained=False)
+        else:
+            self.sessions.set(session, role, open_checkpoint(self.settings.runs_dir / source.split("/", 1)[1], source),
+                              trained=True)
+
+    def restore(self, session: str) -> None:
+        """Back to the pretrained models; the session's runs stay on disk, to be picked again."""
+        self.sessions.forget(session)
 
     def describe(self, session: str) -> str:
         return "\n\n".join(f"- {active.describe()}" for active in self.models(session).values())

@@ -78,8 +78,8 @@ def build(page: Page) -> None:
                 image = digit_input("Your digit on the map", "latent-map-image")
         points, api_text = gr.JSON(visible=False), gr.Markdown(visible=False)
         api_trigger = gr.Button(visible=False)
-    gr.on([opened.select, which.change], gpu(tab.page_map), which, [space, text], api_visibility="private",
-          **SAMPLING)
+    gr.on([opened.select, page.models.change, which.change], gpu(tab.page_map), which, [space, text],
+          api_visibility="private", **SAMPLING)
     gr.on([image.change], quiet_until_given(gpu(tab.marker)), [which, image], space, api_visibility="private",
           trigger_mode="always_last", **SAMPLING)
     api_trigger.click(gpu(tab.latent_map), which, [points, api_text], api_name="latent_map", **SAMPLING)

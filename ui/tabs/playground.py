@@ -58,6 +58,7 @@ def build(page: Page) -> None:
                             elem_id="playground", elem_classes=["playground"])
         decoded = gr.Image(label="Decoded on the server (conv models)", type="numpy", interactive=False,
                            elem_classes=["grid"], height=200, visible=False, elem_id="playground-server")
-    gr.on([opened.select, kind.change], tab.spec, kind, [space, decoded], api_visibility="private", **SAMPLING)
+    gr.on([opened.select, page.models.change, kind.change], tab.spec, kind, [space, decoded],
+          api_visibility="private", **SAMPLING)
     space.change(gpu(tab.server_decode), [kind, space], decoded, api_visibility="private", trigger_mode="always_last",
                  **SAMPLING)

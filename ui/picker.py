@@ -1,0 +1,50 @@
+"""The header's model picker: which shipped checkpoint or own run each of this session's tabs uses."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from .handler import FREE, LOCAL, session_of, user_facing
+from .page import Page
+from .session import PICKABLE, Studio
+
+LABELS = {"vae": "VAE in my tabs", "cvae": "CVAE in my tabs"}
+
+
+class Picker:
+    def __init__(self, studio: Studio):
+        self.studio = studio
+
+    def current(self, request: gr.Request = None) -> list[gr.Dropdown]:
+        """Each picker's choices (shipped checkpoints, then this session's runs) and its current model (private)."""
+        session = session_of(request)
+        models = self.studio.models(session)
+        return [gr.Dropdown(choices=self.studio.choices(session, role), value=models[role].source) for role in PICKABLE]
+
+    @user_facing
+    def pick(self, *sources, request: gr.Request = None) -> str:
+        """Make the picked models this session's (private); every tab redraws with them."""
+        session = session_of(request)
+        for role, source in zip(PICKABLE, sources, strict=True):
+            if source and source != self.studio.models(session)[role].source:
+                self.studio.choose(session, role, source)
+        return self.studio.describe(session)
+
+    def restore(self, request: gr.Request = None) -> str:
+        """Back to the pretrained models (private); the session's runs stay pickable."""
+        self.studio.restore(session_of(request))
+        return self.studio.describe(session_of(request))
+
+
+def build(page: Page) -> None:
+    picker = Picker(page.studio)
+    with gr.Row(equal_height=True):
+        pickers = [gr.Dropdown(list(page.studio.choices(LOCAL, role)), value=page.studio.pretrained[role].source,
+                               label=LABELS[role], allow_custom_value=True, elem_id=f"pick-{role}", scale=2)
+                   for role in PICKABLE]
+        restore = gr.Button("Restore pretrained", elem_id="restore-pretrained", scale=1)
+    for dropdown in pickers:
+        dropdown.input(picker.pick, pickers, page.models, api_visibility="private", **FREE)
+    restore.click(picker.restore, None, page.models, api_visibility="private", **FREE)
+    # a run that ends, an adopted run or a pick changes the list: the pickers follow it
+    page.models.change(picker.current, None, pickers, api_visibility="private", **FREE)
