@@ -60,8 +60,9 @@ def main() -> None:
               flush=True)
     # show_error=False: our own messages are gr.Error and always reach the client; any other
     # exception's text (paths, object reprs) stays in the server's log
+    # mcp_server: the picture endpoints are also tools for agents (training is not; see ui/tabs/train.py)
     demo.launch(server_name=settings.server_name, server_port=settings.server_port, share=share, show_error=False,
-                css=CSS, max_file_size="200mb", prevent_thread_lock=True, quiet=True)
+                css=CSS, max_file_size="200mb", prevent_thread_lock=True, quiet=True, mcp_server=True)
     print(f"VAE Studio is running on {demo.local_url}", flush=True)
     if share:
         print(f"Public share link: {demo.share_url}" if demo.share_url else

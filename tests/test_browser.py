@@ -187,6 +187,21 @@ def test_the_latent_map_shows_a_clicked_point_and_a_given_digits_posterior(page,
     page.screenshot(path=ARTIFACTS / "latent-map.png", full_page=True)
 
 
+def test_the_header_picks_the_seeds_exact_vae_and_restores_the_pretrained_one(page):
+    from playwright.sync_api import expect
+
+    open_tab(page, "Sample")
+    wait_for_image(page, "sample-grid")
+    before = src(page, "sample-grid")
+    pick(page, "pick-vae", "weights/vae")
+    expect(page.locator("#active-models")).to_contain_text("VAE from weights/vae:", timeout=15_000)
+    changed(page, "sample-grid", before)  # every tab redraws with the picked model
+    page.screenshot(path=ARTIFACTS / "picker.png")
+    page.locator("#restore-pretrained").click()
+    expect(page.locator("#active-models")).to_contain_text("VAE from weights/vae-sharp", timeout=15_000)
+    expect(page.locator("#pick-vae input")).to_have_value("weights/vae-sharp", timeout=15_000)
+
+
 def test_how_it_works_explains_a_test_digit_and_follows_the_controls(page):
     from playwright.sync_api import expect
 

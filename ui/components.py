@@ -55,6 +55,9 @@ class ClassButtons(gr.Radio):
     def get_block_name(self) -> str:
         return "radio"  # the browser draws it with Gradio's own radio buttons
 
+    def api_info(self) -> dict:
+        return {"type": "integer", "description": "class index: 0 … classes − 1 (see /classes)"}
+
     def preprocess(self, payload):
         _check_number(self.label, payload)
         return payload
@@ -79,6 +82,15 @@ class QuadrantToggle(gr.CheckboxGroup):
 
     def api_info(self) -> dict:
         return {"type": "string", "description": "1 to 3 quadrant names joined by '+', e.g. 'top-left+bottom-left'"}
+
+
+class ModelChoice(gr.Dropdown):
+    """A model picker: its choices follow the session's runs, so the handler, not the gate, checks the pick."""
+
+    checked_by_handler = True
+
+    def get_block_name(self) -> str:
+        return "dropdown"
 
 
 def enumerate_names(names: list[str]) -> list[tuple[str, int]]:

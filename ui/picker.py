@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from .components import ModelChoice
 from .handler import FREE, LOCAL, session_of, user_facing
 from .page import Page
 from .session import PICKABLE, Studio
@@ -22,8 +23,11 @@ class Picker:
         return [gr.Dropdown(choices=self.studio.choices(session, role), value=models[role].source) for role in PICKABLE]
 
     @user_facing
-    def pick(self, *sources, request: gr.Request = None) -> str:
-        """Make the picked models this session's (private); every tab redraws with them."""
+    def pick(self, request: gr.Request, *sources) -> str:
+        """Make the picked models this session's (private); every tab redraws with them.
+
+        `request` comes first: with `*sources` after it, Gradio inserts it by position.
+        """
         session = session_of(request)
         for role, source in zip(PICKABLE, sources, strict=True):
             if source and source != self.studio.models(session)[role].source:
@@ -39,12 +43,12 @@ class Picker:
 def build(page: Page) -> None:
     picker = Picker(page.studio)
     with gr.Row(equal_height=True):
-        pickers = [gr.Dropdown(list(page.studio.choices(LOCAL, role)), value=page.studio.pretrained[role].source,
-                               label=LABELS[role], allow_custom_value=True, elem_id=f"pick-{role}", scale=2)
-                   for role in PICKABLE]
+        pickers = [ModelChoice(list(page.studio.choices(LOCAL, role)), value=page.studio.pretrained[role].source,
+                               label=LABELS[role], elem_id=f"pick-{role}", scale=2) for role in PICKABLE]
         restore = gr.Button("Restore pretrained", elem_id="restore-pretrained", scale=1)
-    for dropdown in pickers:
-        dropdown.input(picker.pick, pickers, page.models, api_visibility="private", **FREE)
+    for dropdown in pickers:  # one pick at a time: two quick picks land in the order they were made
+        dropdown.input(picker.pick, pickers, page.models, api_visibility="private", concurrency_id="pick",
+                       concurrency_limit=1)
     restore.click(picker.restore, None, page.models, api_visibility="private", **FREE)
     # a run that ends, an adopted run or a pick changes the list: the pickers follow it
     page.models.change(picker.current, None, pickers, api_visibility="private", **FREE)

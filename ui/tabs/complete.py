@@ -24,7 +24,11 @@ class CompleteTab:
                  request: gr.Request = None) -> np.ndarray:
         """Quadrant completion: the given part, the baseline's answer, then n completions from the prior network.
 
-        `given` names 1–3 quadrants joined by "+", e.g. "top-left" or "top-left+bottom-left".
+        Args:
+            image: a picture of one digit; only its given quadrants are shown to the model.
+            given: 1–3 quadrants joined by "+", e.g. "top-left" or "top-left+bottom-left".
+            n: how many completions, 1–64.
+            seed: the random seed of the completions.
         """
         names = parse_given(given)
         n, seed = limits.check("completions", n, "n"), limits.check("seed", seed)

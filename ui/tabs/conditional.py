@@ -25,7 +25,13 @@ class ConditionalTab:
 
     @user_facing
     def conditional(self, digit: int = 0, n: int = 64, seed: int = 0, request: gr.Request = None) -> np.ndarray:
-        """n samples of one class (0 … classes − 1) from the active CVAE."""
+        """n samples of one class from the active CVAE (a conditional VAE), as one PNG grid.
+
+        Args:
+            digit: the class index, 0 … classes − 1 (0–9 for MNIST digits; /classes names them).
+            n: how many samples, 1–400.
+            seed: the random seed of the styles (latent codes).
+        """
         model = active(self.studio, request, "cvae").model
         digit = Limit(0, model.config.n_classes - 1, whole=True).check("digit", digit)  # the model's own classes
         return explore.conditional_grid(model, digit, limits.check("n_samples", n, "n"), limits.check("seed", seed))
@@ -43,7 +49,12 @@ class ConditionalTab:
 
     @user_facing
     def all_digits(self, styles: int = 8, seed: int = 0, request: gr.Request = None) -> np.ndarray:
-        """Every class in a row; each column keeps one latent code, i.e. one style."""
+        """Every class of the active CVAE in a row; each column keeps one latent code, i.e. one style.
+
+        Args:
+            styles: how many columns (styles), 1–20.
+            seed: the random seed of the styles.
+        """
         model = active(self.studio, request, "cvae").model
         return explore.all_classes_grid(model, limits.check("styles", styles), limits.check("seed", seed))
 

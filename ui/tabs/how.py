@@ -33,6 +33,14 @@ class HowTab:
 
         Returns the input beside its reconstruction from z, a per-dimension table, the KL bar
         chart's data, the loss terms in nats (JSON) and a short reading of them.
+
+        Args:
+            image: a picture of one digit.
+            kind: "vae" or "cvae".
+            label: the class given to a CVAE (ignored by a VAE).
+            beta: the KL weight β, 0–100, for the loss shown.
+            reduction: "sum" or "mean" over pixels, to see how averaging shifts the balance.
+            seed: the seed of ε in z = μ + σ·ε.
         """
         net = active(self.studio, request, limits.check_choice("kind", kind, EXPLAINED)).model
         label = Limit(0, max(net.config.n_classes - 1, 0), whole=True).check("label", label)

@@ -20,7 +20,13 @@ class InterpolateTab:
 
     @user_facing
     def interpolate(self, image_a, image_b, steps: int = 10, request: gr.Request = None) -> np.ndarray:
-        """The decoded straight path between the posterior means of two pictures, endpoints included."""
+        """The decoded straight path between the codes (posterior means) of two pictures, endpoints included.
+
+        Args:
+            image_a: the first picture of a digit.
+            image_b: the second picture of a digit.
+            steps: pictures along the path, 2–50.
+        """
         steps = limits.check("steps", steps)
         model = active(self.studio, request, "vae").model
         return explore.interpolation_grid(model, picture(image_a, model, "image A"),

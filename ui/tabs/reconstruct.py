@@ -24,7 +24,11 @@ class ReconstructTab:
 
     @user_facing
     def reconstruct(self, image, request: gr.Request = None) -> np.ndarray:
-        """The picture (as the model sees it) beside its reconstruction through the posterior mean."""
+        """A picture of a digit as the active VAE sees it, beside its reconstruction through the posterior mean.
+
+        Args:
+            image: a picture of one digit (PNG or JPEG; dark on light or light on dark).
+        """
         model = active(self.studio, request, "vae").model
         return explore.reconstruction_pair(model, picture(image, model))
 

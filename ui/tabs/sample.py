@@ -20,7 +20,13 @@ class SampleTab:
 
     @user_facing
     def sample(self, n: int = 64, temperature: float = 1.0, seed: int = 0, request: gr.Request = None) -> np.ndarray:
-        """Decoded prior samples z ~ N(0, T²I) from the active VAE, as one PNG grid."""
+        """Decoded prior samples z ~ N(0, T²I) from the active VAE, as one PNG grid of 28-px tiles.
+
+        Args:
+            n: how many samples, 1–400 (laid out 8 per row).
+            temperature: the prior's scale T, 0–3; 1 samples the model's own prior, lower is tamer.
+            seed: the random seed; the same seed gives the same samples.
+        """
         model = active(self.studio, request, "vae").model
         return explore.sample_grid(model, limits.check("n_samples", n, "n"), limits.check("temperature", temperature),
                                    limits.check("seed", seed))

@@ -240,8 +240,10 @@ def build(page: Page) -> None:
     start.click(tab.start, inputs, [stop_note, timer], api_visibility="private", **FREE)
     page.demo.load(tab.watch, None, timer, api_visibility="private", **FREE)
     # /train streams the run to API clients; in the page only the timer draws it (see TrainTab.start).
-    stream.click(tab.train, inputs, [*shown, seen], api_name="train", **FREE)
-    stop.click(tab.stop, None, stop_note, api_name="stop", **FREE)
+    # training is for people and API clients, not for agents: "undocumented" keeps these three callable by
+    # gradio_client and out of the MCP server's tools (and of the page's API docs)
+    stream.click(tab.train, inputs, [*shown, seen], api_name="train", api_visibility="undocumented", **FREE)
+    stop.click(tab.stop, None, stop_note, api_name="stop", api_visibility="undocumented", **FREE)
     timer.tick(tab.poll, seen, [*shown, seen, page.models, adopt, stop_note, timer], api_visibility="private",
                **FREE)
-    adopt.click(tab.adopt, None, [page.models, adopt], api_name="adopt_run", **FREE)
+    adopt.click(tab.adopt, None, [page.models, adopt], api_name="adopt_run", api_visibility="undocumented", **FREE)

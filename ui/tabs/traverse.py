@@ -21,9 +21,14 @@ class TraverseTab:
     @user_facing
     def traverse(self, span: float = 3.0, steps: int = 11, seed: int = 0, base: str = "zero", image=None,
                  request: gr.Request = None) -> np.ndarray:
-        """One row per latent dimension, varied over [−span, span] around the base code.
+        """One row per latent dimension of the active VAE, varied over [−span, span] around a base code.
 
-        base: "zero" (the origin), "random" (a draw seeded by `seed`) or "image" (the code of `image`).
+        Args:
+            span: how far each dimension moves each way, 0.1–10 (the prior's σ is 1).
+            steps: pictures per row, 2–50.
+            seed: the seed of a random base code.
+            base: "zero" (the origin), "random" (a draw seeded by `seed`) or "image" (the code of `image`).
+            image: a picture of a digit, used when base is "image".
         """
         span, steps, seed = limits.check("span", span), limits.check("steps", steps), limits.check("seed", seed)
         base = limits.check_choice("base", base, explore.BASES)
