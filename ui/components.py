@@ -163,9 +163,11 @@ def digit_input(label: str, elem_id: str) -> DigitImage:
                 brush=gr.Brush(colors=["#000000"], default_size=14, color_mode="fixed"), layers=False,
                 elem_id=f"{elem_id}-sketch", height=320,
             )
-    # the brush is the tool from the start: Gradio's pad waits for a click on it otherwise
-    draw.select(None, None, None, api_visibility="private", js=f"""() => setTimeout(() => document.querySelector(
-        '#{elem_id}-sketch button[aria-label="Brush"]')?.click(), 100)""")
+    # the brush is the tool from the start, and after a clear: Gradio's pad waits for a click on it otherwise
+    brush = f"""() => setTimeout(() => document.querySelector('#{elem_id}-sketch button[aria-label="Brush"]')?.click(),
+                 100)"""
+    draw.select(None, None, None, api_visibility="private", js=brush)
+    sketch.clear(None, None, None, api_visibility="private", js=brush)
     # cheap once checked, but never unbounded: a burst of drawings cannot take every worker thread
     sketch.change(sketch_to_image, sketch, image, api_visibility="private", concurrency_id="sketch",
                   concurrency_limit=2)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from .handler import LIVE, gpu, quiet_until_given
+from .handler import LIVE, SAMPLING, gpu, quiet_until_given
 from .session import Studio
 
 
@@ -16,13 +16,25 @@ class Page:
     models: gr.Markdown  # the header's list of this session's active models
     demo: gr.Blocks  # for its `load` event: every exploring tab shows a picture when the page opens
 
-    def live(self, *controls: gr.components.Component) -> list:
-        """The triggers of a cheap action: the page opening, a change of the session's models, and of its controls.
+    def live(self, where: gr.Tab, *controls: gr.components.Component) -> list:
+        """The triggers of a cheap action: opening its tab, a change of the session's models, and of its controls.
 
         Used with `trigger_mode="always_last"`, so a fast drag runs the latest value once
-        the call in flight returns, never a backlog.
+        the call in flight returns, never a backlog. A tab computes when it is opened, not
+        when the page loads: the tab a person looks at is never queued behind nine others.
         """
-        return [self.demo.load, self.models.change, *(control.change for control in controls)]
+        return [where.select, self.models.change, *(control.change for control in controls)]
+
+    def test_pictures(self, where: gr.Tab, button: gr.Button, pick, outputs: list) -> None:
+        """Random test pictures for a tab's picture inputs: on its button, and on opening the tab while they are empty.
+
+        `pick(request)` returns one value per output; the tab's live action then runs on them.
+        """
+        def on_arrival(given, request: gr.Request):
+            return gr.skip() if given else pick(request=request)
+
+        button.click(pick, None, outputs, api_visibility="private", **SAMPLING)
+        where.select(on_arrival, outputs[0], outputs, api_visibility="private", **SAMPLING)
 
     def picture_action(self, where: gr.Tab, fn, inputs: list, outputs, api_name: str, controls: list) -> None:
         """An action on given pictures: live in the page as `controls` change, and an API endpoint.

@@ -10,7 +10,7 @@ from vae_core.models.structured import QUADRANTS, parse_given
 
 from .. import limits
 from ..components import QuadrantToggle, digit_input, grid_image, reseed_button
-from ..handler import SAMPLING, active, picture, random_test_pictures, user_facing
+from ..handler import active, picture, random_test_pictures, user_facing
 from ..page import Page
 from ..session import Studio
 
@@ -61,4 +61,4 @@ def build(page: Page) -> None:
                         "its own z drawn from the prior network p(z|x).")
             out = grid_image("Given · baseline · completions", "complete-grid")
     page.picture_action(where, tab.complete, [image, given, n, seed], out, "complete", [image, given, n, seed])
-    gr.on([page.demo.load, pick.click], tab.pick, None, image, api_visibility="private", **SAMPLING)
+    page.test_pictures(where, pick, tab.pick, [image])

@@ -76,9 +76,9 @@ def build(page: Page) -> None:
             out = grid_image("Samples of the chosen digit", "conditional-grid")
             all_out = grid_image("One row per digit; a column keeps its style", "all-digits-grid")
         ask_classes, class_list = gr.Button(visible=False), gr.JSON(visible=False)
-    gr.on(page.live(digit, n, seed), gpu(tab.conditional), [digit, n, seed], out, api_name="conditional", **LIVE)
-    gr.on([page.demo.load, page.models.change, opened.select], tab.refresh, digit, digit, api_visibility="private",
-          **SAMPLING)
-    ask_classes.click(tab.classes, None, class_list, api_name="classes", **SAMPLING)
-    gr.on(page.live(styles, style_seed), gpu(tab.all_digits), [styles, style_seed], all_out, api_name="all_digits",
+    gr.on(page.live(opened, digit, n, seed), gpu(tab.conditional), [digit, n, seed], out, api_name="conditional",
           **LIVE)
+    gr.on([page.models.change, opened.select], tab.refresh, digit, digit, api_visibility="private", **SAMPLING)
+    ask_classes.click(tab.classes, None, class_list, api_name="classes", **SAMPLING)
+    gr.on(page.live(opened, styles, style_seed), gpu(tab.all_digits), [styles, style_seed], all_out,
+          api_name="all_digits", **LIVE)

@@ -13,7 +13,7 @@ from vae_core.losses import REDUCTIONS, term_balance
 
 from .. import limits
 from ..components import Number, digit_input, grid_image
-from ..handler import SAMPLING, active, picture, random_test_pictures, user_facing
+from ..handler import active, picture, random_test_pictures, user_facing
 from ..page import Page
 from ..session import Studio
 
@@ -103,4 +103,4 @@ def build(page: Page) -> None:
         gr.Markdown(TEXT, latex_delimiters=LATEX)
     inputs, outputs = [image, kind, label, beta, reduction, seed], [shown, table, bars, terms, text]
     page.picture_action(where, tab.explain, inputs, outputs, "explain", inputs)  # the numbers move as the controls do
-    gr.on([page.demo.load, pick.click], tab.pick, None, [image, label], api_visibility="private", **SAMPLING)
+    page.test_pictures(where, pick, tab.pick, [image, label])

@@ -9,7 +9,7 @@ from vae_core import explore
 
 from .. import limits
 from ..components import digit_input, grid_image
-from ..handler import SAMPLING, active, picture, random_test_pictures, user_facing
+from ..handler import active, picture, random_test_pictures, user_facing
 from ..page import Page
 from ..session import Studio
 
@@ -53,4 +53,4 @@ def build(page: Page) -> None:
         out = grid_image("Decoded path from A to B", "interpolate-grid")
     inputs = [image_a, image_b, steps]
     page.picture_action(where, tab.interpolate, inputs, out, "interpolate", inputs)
-    gr.on([page.demo.load, pick.click], tab.pick, None, [image_a, image_b], api_visibility="private", **SAMPLING)
+    page.test_pictures(where, pick, tab.pick, [image_a, image_b])

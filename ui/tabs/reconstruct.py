@@ -8,7 +8,7 @@ import numpy as np
 from vae_core import explore
 
 from ..components import digit_input, grid_image
-from ..handler import SAMPLING, active, picture, random_test_pictures, user_facing
+from ..handler import active, picture, random_test_pictures, user_facing
 from ..page import Page
 from ..session import Studio
 
@@ -41,4 +41,4 @@ def build(page: Page) -> None:
             pick = gr.Button("A random test digit", elem_id="reconstruct-pick")
         out = grid_image("As the model sees it · its reconstruction", "reconstruct-grid")
     page.picture_action(where, tab.reconstruct, [image], out, "reconstruct", [image])
-    gr.on([page.demo.load, pick.click], tab.pick, None, image, api_visibility="private", **SAMPLING)
+    page.test_pictures(where, pick, tab.pick, [image])

@@ -34,7 +34,7 @@ class SampleTab:
 
 def build(page: Page) -> None:
     tab = SampleTab(page.studio)
-    with gr.Tab("Sample", id="sample", elem_id="tab-sample"), gr.Row():
+    with gr.Tab("Sample", id="sample", elem_id="tab-sample") as opened, gr.Row():
         with gr.Column(scale=1):
             n = limits.slider("n_samples", "n", 64)
             temperature = limits.slider("temperature", "Temperature", 1.0, step=0.05,
@@ -42,4 +42,5 @@ def build(page: Page) -> None:
             seed = limits.seed()
             reseed_button("New samples", seed, "sample-btn")
         out = grid_image("Prior samples", "sample-grid")
-    gr.on(page.live(n, temperature, seed), gpu(tab.sample), [n, temperature, seed], out, api_name="sample", **LIVE)
+    gr.on(page.live(opened, n, temperature, seed), gpu(tab.sample), [n, temperature, seed], out, api_name="sample",
+          **LIVE)

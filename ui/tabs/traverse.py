@@ -43,7 +43,7 @@ class TraverseTab:
 
 def build(page: Page) -> None:
     tab = TraverseTab(page.studio)
-    with gr.Tab("Latent traverse", id="traverse", elem_id="tab-traverse"), gr.Row():
+    with gr.Tab("Latent traverse", id="traverse", elem_id="tab-traverse") as opened, gr.Row():
         with gr.Column(scale=1):
             span = limits.slider("span", "Span", 3.0, step=0.1)
             steps = limits.slider("steps", "Steps", 11)
@@ -56,5 +56,5 @@ def build(page: Page) -> None:
             out = grid_image("Traversal", "traverse-grid")
     # a digit given is a digit used: the base switches to it (in the page), which re-runs the traversal
     image.change(None, image, base, js="(image) => image ? 'image' : 'zero'", api_visibility="private")
-    gr.on(page.live(span, steps, seed, base, image), gpu(tab.traverse), [span, steps, seed, base, image], out,
+    gr.on(page.live(opened, span, steps, seed, base, image), gpu(tab.traverse), [span, steps, seed, base, image], out,
           api_name="traverse", **LIVE)
