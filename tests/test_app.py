@@ -24,13 +24,14 @@ def test_sample_is_a_native_grid_and_seeded(client):
     assert a.shape == tiles(8, 8)
     assert np.array_equal(a, grid(client.predict(n=64, temperature=1.0, seed=0, api_name="/sample")))
     assert not np.array_equal(a, grid(client.predict(n=64, temperature=1.0, seed=1, api_name="/sample")))
-    assert grid(client.predict(n=10, api_name="/sample")).shape == tiles(2, 8)
+    assert grid(client.predict(n=10, api_name="/sample")).shape == tiles(3, 4)  # square-ish: 4 a row
+    assert grid(client.predict(n=400, api_name="/sample")).shape == tiles(20, 20)
     cold = grid(client.predict(n=64, temperature=0.0, seed=5, api_name="/sample"))
     assert (cold[2:30, 2:30] == cold[32:60, 32:60]).all()  # T = 0: every draw is the decoded origin
 
 
 def test_conditional_and_all_digits(client):
-    assert grid(client.predict(digit=3, n=16, seed=0, api_name="/conditional")).shape == tiles(2, 8)
+    assert grid(client.predict(digit=3, n=16, seed=0, api_name="/conditional")).shape == tiles(4, 4)
     threes = grid(client.predict(digit=3, n=8, seed=2, api_name="/conditional"))
     sevens = grid(client.predict(digit=7, n=8, seed=2, api_name="/conditional"))
     assert np.abs(threes.astype(int) - sevens).mean() > 10
@@ -78,7 +79,7 @@ def test_latent_map_returns_labelled_points(client):
 def test_bad_sample_input_gets_a_plain_error_and_the_server_carries_on(client, kwargs, says):
     with pytest.raises(Exception, match=says):
         client.predict(**kwargs, api_name="/sample")
-    assert grid(client.predict(n=4, api_name="/sample")).shape == tiles(1, 4)
+    assert grid(client.predict(n=4, api_name="/sample")).shape == tiles(2, 2)
 
 
 def test_bad_digit_steps_and_files_get_plain_errors(client, tmp_path, digit_png):
@@ -126,7 +127,7 @@ def test_training_streams_then_becomes_the_active_model_and_stop_is_prompt(clien
         time.sleep(0.2)
     with pytest.raises(Exception, match="started nothing"):  # refused as busy: told nothing of a run not its own
         client.predict(kind="vae", dataset="mnist", epochs=1, latent=2, batch_size=64, lr=1e-3, api_name="/train")
-    assert grid(client.predict(n=4, api_name="/sample")).shape == tiles(1, 4)  # sampling answers meanwhile
+    assert grid(client.predict(n=4, api_name="/sample")).shape == tiles(2, 2)  # sampling answers meanwhile
     asked = time.monotonic()
     assert "Stopping" in client.predict(api_name="/stop")
     long_run.result(timeout=10)
@@ -184,7 +185,7 @@ def test_share_without_network_says_so_in_one_line_and_serves_locally(tmp_path):
             "Share link unavailable: Gradio's share server cannot be reached (no network); serving locally only."]
         from gradio_client import Client
 
-        assert grid(Client(server.url, verbose=False).predict(n=4, api_name="/sample")).shape == tiles(1, 4)
+        assert grid(Client(server.url, verbose=False).predict(n=4, api_name="/sample")).shape == tiles(2, 2)
     finally:
         server.close()
 

@@ -175,7 +175,7 @@ def test_uploaded_zip_trains_a_cvae_that_samples_at_its_size(own_server, picture
                             height=28, width=20, api_name="/train")[0]
     assert "Done" in status and "3 classes from subfolder names" in status and "skipped 2" in status
     with Image.open(client.predict(digit=2, n=8, seed=0, api_name="/conditional")) as im:
-        assert im.size == (8 * 22 + 2, 30 + 2)  # tiles of 20 wide × 28 high, 2-px padding
+        assert im.size == (3 * 22 + 2, 3 * 30 + 2)  # 8 as a square-ish 3×3; tiles 20 wide × 28 high, 2-px padding
     with Image.open(client.predict(styles=4, seed=0, api_name="/all_digits")) as im:
         assert im.size == (4 * 22 + 2, 3 * 30 + 2)  # one row per uploaded class
     # a VAE on the same upload: the latent map encodes that upload's test pictures, by class name

@@ -7,6 +7,7 @@ exceptions become `gr.Error`, anything else a logged, generic one.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import os
 from pathlib import Path
@@ -68,6 +69,24 @@ def user_facing(fn):
             log.exception("unexpected failure in %s", fn.__name__)
             raise Refusal("Something went wrong on the server (it has been logged). Please try again.") from None
 
+    return wrapper
+
+
+def not_an_agent_tool(fn):
+    """The endpoint stays an API endpoint but is not offered to agents in the MCP server's tool list.
+
+    Gradio lists every API function as a tool unless it is marked as another MCP kind
+    (`_mcp_type`, which `gr.mcp.resource` and `gr.mcp.prompt` set). A generator stays one.
+    """
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            yield from fn(*args, **kwargs)
+    else:
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            return fn(*args, **kwargs)
+    wrapper._mcp_type = "not a tool"
     return wrapper
 
 

@@ -6,6 +6,8 @@ only has to show it. All randomness comes from an explicit seed.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -16,6 +18,11 @@ from .models import Completer, LabelConditioned, Model, PriorSampler
 from .models.structured import binarize
 
 BASES = ("zero", "random", "image")
+
+
+def square(n: int) -> int:
+    """Tiles per row for a square-ish grid: 400 samples as 20×20, 64 as 8×8, 10 as 4×3."""
+    return math.ceil(math.sqrt(n))
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -34,14 +41,14 @@ def sample_grid(model: PriorSampler, n: int = 64, temperature: float = 1.0, seed
     labels = None
     if isinstance(model, LabelConditioned):
         labels = torch.randint(0, model.config.n_classes, (n,), generator=generator)
-    return to_grid(model.sample(n, labels, temperature, generator))
+    return to_grid(model.sample(n, labels, temperature, generator), nrow=square(n))
 
 
 @torch.no_grad()
 def conditional_grid(model: LabelConditioned, digit: int, n: int = 64, seed: int = 0,
                      temperature: float = 1.0) -> np.ndarray:
     """n samples of one class from a CVAE."""
-    return to_grid(model.sample(n, torch.full((n,), int(digit)), temperature, _gen(seed)))
+    return to_grid(model.sample(n, torch.full((n,), int(digit)), temperature, _gen(seed)), nrow=square(n))
 
 
 @torch.no_grad()

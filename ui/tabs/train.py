@@ -16,7 +16,7 @@ from vae_core.datasets import DATASETS, DEFAULT_LIKELIHOOD, ZipUpload
 
 from .. import limits
 from ..components import grid_image
-from ..handler import FREE, Refusal, session_of, uploaded, user_facing
+from ..handler import FREE, Refusal, not_an_agent_tool, session_of, uploaded, user_facing
 from ..live_run import LOSS_SERIES, PART_SERIES, LiveRun, Snapshot, plot_frame
 from ..page import Page
 from ..session import Studio
@@ -240,10 +240,9 @@ def build(page: Page) -> None:
     start.click(tab.start, inputs, [stop_note, timer], api_visibility="private", **FREE)
     page.demo.load(tab.watch, None, timer, api_visibility="private", **FREE)
     # /train streams the run to API clients; in the page only the timer draws it (see TrainTab.start).
-    # training is for people and API clients, not for agents: "undocumented" keeps these three callable by
-    # gradio_client and out of the MCP server's tools (and of the page's API docs)
-    stream.click(tab.train, inputs, [*shown, seen], api_name="train", api_visibility="undocumented", **FREE)
-    stop.click(tab.stop, None, stop_note, api_name="stop", api_visibility="undocumented", **FREE)
+    # training is for people and API clients, not a tool offered to agents (the MCP server's list)
+    stream.click(not_an_agent_tool(tab.train), inputs, [*shown, seen], api_name="train", **FREE)
+    stop.click(not_an_agent_tool(tab.stop), None, stop_note, api_name="stop", **FREE)
     timer.tick(tab.poll, seen, [*shown, seen, page.models, adopt, stop_note, timer], api_visibility="private",
                **FREE)
-    adopt.click(tab.adopt, None, [page.models, adopt], api_name="adopt_run", api_visibility="undocumented", **FREE)
+    adopt.click(not_an_agent_tool(tab.adopt), None, [page.models, adopt], api_name="adopt_run", **FREE)

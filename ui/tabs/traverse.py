@@ -40,6 +40,18 @@ class TraverseTab:
             code = explore.encode_mean(model, picture(image, model, "base digit"))
         return explore.traverse_grid(model, span, steps, code)
 
+    def caption(self, span: float, steps: int, base: str, request: gr.Request = None) -> gr.Image:
+        """The grid's label names its rows and columns (private): numbers drawn into it would blur when enlarged."""
+        if not all(isinstance(v, int | float) for v in (span, steps)) or steps < 2:
+            return gr.skip()
+        latent = active(self.studio, request, "vae").model.config.latent
+        return gr.Image(label=f"Rows z₁ … z{_subscript(latent)} from the top; columns {-span:+.3g} … {span:+.3g} "
+                              f"in steps of {2 * span / (steps - 1):.2g}, around the {base} code")
+
+
+def _subscript(number: int) -> str:
+    return str(number).translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))
+
 
 def build(page: Page) -> None:
     tab = TraverseTab(page.studio)
@@ -56,5 +68,7 @@ def build(page: Page) -> None:
             out = grid_image("Traversal", "traverse-grid")
     # a digit given is a digit used: the base switches to it (in the page), which re-runs the traversal
     image.change(None, image, base, js="(image) => image ? 'image' : 'zero'", api_visibility="private")
+    gr.on(page.live(opened, span, steps, base), tab.caption, [span, steps, base], out, api_visibility="private",
+          **LIVE)
     gr.on(page.live(opened, span, steps, seed, base, image), gpu(tab.traverse), [span, steps, seed, base, image], out,
           api_name="traverse", **LIVE)
