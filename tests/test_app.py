@@ -110,7 +110,7 @@ def test_training_streams_then_becomes_the_active_model_and_stop_is_prompt(clien
     updates = list(job)
     status, progress, loss, parts, sample_grid, recon, download = updates[-1]
     assert status.startswith("✅ Done") and "offline subset" in status
-    assert "epoch 1/1" in progress
+    assert "1/1 epochs done" in progress
     series = {row[2] for row in loss["data"]}
     assert {"train loss", "test loss"} <= series
     assert {"recon (train)", "KL (train)"} <= {row[2] for row in parts["data"]}

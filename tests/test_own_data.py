@@ -288,6 +288,6 @@ def test_a_cvae_on_twelve_classes_reaches_and_names_every_class(own_server, subs
     assert "Done" in status[0]
     assert client.predict(api_name="/classes") == [f"shape-{k:02d}" for k in range(12)]
     with Image.open(client.predict(digit=11, n=4, seed=0, api_name="/conditional")) as im:
-        assert im.size == (4 * 30 + 2, 32)  # class 11 exists for this model
+        assert im.size == (2 * 30 + 2, 2 * 30 + 2)  # class 11 exists for this model (4 as a square 2×2)
     with pytest.raises(Exception, match="maximum"):
         client.predict(digit=12, n=4, api_name="/conditional")

@@ -181,7 +181,10 @@ def reseed_button(label: str, seed: gr.Number, elem_id: str) -> gr.Button:
     return button
 
 
-def grid_image(label: str, elem_id: str, height: int = 380) -> gr.Image:
-    """An output grid shown as the exact PNG the API returns (pixelated when enlarged)."""
+def grid_image(label: str, elem_id: str, height: int = 500) -> gr.Image:
+    """An output grid shown as the exact PNG the API returns, pixelated when enlarged.
+
+    500 px shows a default 8×8 grid (242 px) a little over twice life-size.
+    """
     return gr.Image(label=label, format="png", type="numpy", elem_id=elem_id, elem_classes=["grid"],
                     interactive=False, buttons=["download", "fullscreen"], height=height)

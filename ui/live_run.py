@@ -176,8 +176,9 @@ class LiveRun:
 
     def _progress_html(self) -> str:
         pct = 100 * min(max(self.fraction, 0.0), 1.0)
-        epoch = min(self.epochs, self.first_epoch + int(self.fraction * (self.epochs - self.first_epoch + 1)))
-        parts = [f"epoch {epoch}/{self.epochs}"] + ([self.device] if self.device else [])
+        # finished epochs, the number the status line and Stop's message use too
+        done = min(self.epochs, self.first_epoch - 1 + int(self.fraction * (self.epochs - self.first_epoch + 1)))
+        parts = [f"{done}/{self.epochs} epochs done"] + ([self.device] if self.device else [])
         if self.speed:
             parts.append(f"{self.speed:,.0f} images/s")
         elapsed = time.monotonic() - self.started
@@ -197,10 +198,12 @@ def _duration(seconds: float) -> str:
 def plot_frame(rows: list, series: tuple[str, ...]) -> pd.DataFrame:
     """Long format for gr.LinePlot, each series thinned to at most MAX_POINTS_PER_SERIES points.
 
-    One NaN row per series leads the frame: a plot that first sees no series never
-    draws the lines of later updates (Gradio 6.31), and a NaN point draws nothing.
+    NaN rows per series lead the frame: a plot that first sees no series never draws the
+    lines of later updates (Gradio 6.31), and a NaN point draws nothing. They sit at epochs
+    0 and 1, so that an empty plot's axis spans an epoch rather than the single tick "0.000000".
     """
-    frame = pd.DataFrame([(0.0, float("nan"), name) for name in series] + rows, columns=PLOT_COLUMNS)
+    lead = [(x, float("nan"), name) for name in series for x in (0.0, 1.0)]
+    frame = pd.DataFrame(lead + rows, columns=PLOT_COLUMNS)
     thinned = []
     for _, group in frame.groupby("series", sort=False):
         step = max(1, len(group) // MAX_POINTS_PER_SERIES)

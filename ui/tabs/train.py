@@ -217,7 +217,8 @@ def run_column() -> tuple[list, gr.Button]:
     with gr.Row():
         grid = grid_image("Samples (every epoch)", "train-grid")
         recon = grid_image("Test digits (top) and reconstructions", "train-recon")
-    download = gr.File(label="Checkpoint folder (zip)", elem_id="download")
+    # an output only: not a drop target that invites an upload
+    download = gr.File(label="Checkpoint folder (zip)", elem_id="download", interactive=False)
     return [status, progress, loss_plot, parts_plot, grid, recon, download], adopt
 
 
