@@ -3,8 +3,8 @@
 - in-page playground: input event → picture redrawn (decoded in the page), p50/p95, and the
   requests sent during a 100-step drag of its pad (the promise: none);
 - a server-backed slider (Sample's temperature): change → new picture on screen, p50/p95,
-  against Gradio's own floor measured in the same run (bench/floor_app.py: a fixed picture
-  wired the same way);
+  against Gradio's own floor measured in the same run (bench/floor_app.py: the app's own page
+  plus a tab whose slider is wired the same way to a fixed picture);
 - a drawing stroke → its reconstruction on screen;
 - navigation: page load → each tab's first picture;
 - an idle page: requests per minute.
@@ -44,16 +44,16 @@ def stats(ms: list[float]) -> dict:
             "n": len(ms)}
 
 
-def slider_to_picture(page, trials: int) -> list[float]:
-    """Arrow-key steps on the temperature slider: ms from the key to a new picture's src in the page."""
-    slider = page.locator(".limit-temperature input[type=range]").first
+def slider_to_picture(page, trials: int, slider_class: str = "limit-temperature", grid: str = "sample-grid"):
+    """Arrow-key steps on a slider: ms from the key to a new picture's src in the page."""
+    slider = page.locator(f".{slider_class} input[type=range]").first
     times = []
     for i in range(trials):
-        before = page.evaluate("() => document.querySelector('#sample-grid img')?.getAttribute('src') ?? null")
+        before = page.evaluate(f"() => document.querySelector('#{grid} img')?.getAttribute('src') ?? null")
         slider.focus()
         started = time.perf_counter()
         slider.press("ArrowRight" if i % 2 == 0 else "ArrowLeft")
-        page.wait_for_function("b => { const i = document.querySelector('#sample-grid img');"
+        page.wait_for_function(f"b => {{ const i = document.querySelector('#{grid} img');"
                                " return i && i.complete && i.getAttribute('src') !== b; }", arg=before, timeout=20_000)
         times.append(1000 * (time.perf_counter() - started))
     return times
@@ -163,9 +163,10 @@ def main() -> None:
                 first = first_pictures(browser, server.url)
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 page.goto(f"http://127.0.0.1:{port}")
-                page.locator(".limit-temperature input[type=range]").first.wait_for(timeout=30_000)
-                slider_to_picture(page, 2)  # warm-up: the first answers also fetch the image component's code
-                floor_ms = slider_to_picture(page, args.trials)
+                page.get_by_role("tab", name="Floor", exact=True).click()
+                page.locator(".floor-temperature input[type=range]").first.wait_for(timeout=30_000)
+                slider_to_picture(page, 2, "floor-temperature", "floor-grid")  # warm-up
+                floor_ms = slider_to_picture(page, args.trials, "floor-temperature", "floor-grid")
                 page.goto(server.url)
                 page.get_by_role("tab", name="Sample", exact=True).click()
                 page.locator("#sample-grid img").first.wait_for(timeout=30_000)
