@@ -259,3 +259,20 @@ def set_number(page, elem_id, value):
     field = page.locator(f"#{elem_id} input[type=number]").first
     field.fill(value)
     field.press("Enter")
+
+
+def test_a_conv_models_playground_decodes_on_the_server_and_says_so(page):
+    """Last: it makes this page's VAE a conv one. The page cannot run a conv decoder, so each move asks the server."""
+    from playwright.sync_api import expect
+
+    open_tab(page, "Train")
+    page.get_by_role("radio", name="conv").check()
+    set_number(page, "epochs", "1")
+    set_number(page, "batch-size", "128")
+    page.locator("#start").click()
+    expect(page.locator("#run-status")).to_contain_text("Done", timeout=120_000)
+    open_tab(page, "Latent playground")
+    expect(page.locator("#playground")).to_contain_text("convolutional", timeout=30_000)
+    page.locator("#playground input[type=range]").first.fill("2")  # an input event, as a drag gives
+    page.locator("#playground-server img").first.wait_for(state="visible", timeout=30_000)
+    page.screenshot(path=ARTIFACTS / "playground-conv.png")

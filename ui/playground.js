@@ -114,6 +114,7 @@
     state = { spec, decode: makeDecoder(spec), z: new Float64Array(spec.latent), label: 0, picture, pad,
               dims: [spec.order[0], spec.order[Math.min(1, spec.latent - 1)]], sliders: {} };
     root.playground = state; // read by the tests: the code, the label and the pixels of the last draw
+    if (!state.decode) picture.style.display = "none"; // the server's picture shows below instead
 
     const note = spec.decoder
       ? "Decoded in your browser: every move redraws at once, with no request to the server."

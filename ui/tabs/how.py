@@ -6,6 +6,8 @@ from pathlib import Path
 
 import gradio as gr
 import pandas as pd
+from gradio.processing_utils import save_img_array_to_cache
+from gradio.utils import get_upload_folder
 
 from vae_core import explore
 from vae_core.config import Limit
@@ -13,7 +15,7 @@ from vae_core.losses import REDUCTIONS, term_balance
 
 from .. import limits
 from ..components import Number, digit_input, grid_image
-from ..handler import active, picture, random_test_pictures, user_facing
+from ..handler import SAMPLING, active, picture, random_test_pictures, user_facing
 from ..page import Page
 from ..session import Studio
 
@@ -66,6 +68,19 @@ class HowTab:
         images, labels = random_test_pictures(self.studio, request, 1)
         return images[0], int(labels[0])
 
+    def arrive(self, image, kind: str, label: int, beta: float, reduction: str, seed: int,
+               request: gr.Request = None):
+        """On opening the tab without a picture: a test digit and its explanation in one answer (private).
+
+        One round trip instead of two (pick, then explain on the picture's change): this tab
+        also typesets its maths, and its first picture would come last of all the tabs'.
+        """
+        if image:
+            return gr.skip()
+        picked, label = self.pick(request=request)
+        path = save_img_array_to_cache(picked, get_upload_folder(), format="png")
+        return path, label, *self.explain(path, kind, label, beta, reduction, seed, request=request)
+
 
 def reading(kind: str, likelihood: str, parts: dict, terms: dict) -> str:  # terms: the JSON the tab shows
     """The numbers in two sentences."""
@@ -103,4 +118,5 @@ def build(page: Page) -> None:
         gr.Markdown(TEXT, latex_delimiters=LATEX)
     inputs, outputs = [image, kind, label, beta, reduction, seed], [shown, table, bars, terms, text]
     page.picture_action(where, tab.explain, inputs, outputs, "explain", inputs)  # the numbers move as the controls do
-    page.test_pictures(where, pick, tab.pick, [image, label])
+    pick.click(tab.pick, None, [image, label], api_visibility="private", **SAMPLING)
+    where.select(tab.arrive, inputs, [image, label, *outputs], api_visibility="private", **SAMPLING)
