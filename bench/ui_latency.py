@@ -63,6 +63,7 @@ def playground(page, trials: int) -> tuple[list[float], int]:
     """Input events dispatched in the page, timed there; then requests during a 100-step drag of the pad."""
     page.get_by_role("tab", name="Latent playground", exact=True).click()
     page.locator("#playground .pg-pad").wait_for(timeout=30_000)
+    page.wait_for_timeout(1500)  # the tab's own loading calls (and their event stream) are over
     times = page.evaluate(f"""(trials) => {{
         const root = {PLAYGROUND}; const slider = root.querySelector('input[type=range]'); const out = [];
         for (let i = 0; i < trials; i++) {{

@@ -106,6 +106,7 @@ def test_the_playground_decodes_in_the_page_with_no_request_and_matches_the_serv
 
     open_tab(page, "Latent playground")
     page.locator("#playground .pg-pad").wait_for(timeout=20_000)
+    page.wait_for_timeout(1500)  # the tab's own loading calls (and their event stream) are over
     requests = []
     page.on("request", lambda request: requests.append(request.url))
     pad = page.locator("#playground .pg-pad").bounding_box()

@@ -307,3 +307,26 @@ def test_decoded_datasets_kept_in_memory_are_bounded_by_bytes(subset):
     assert list(kept) == ["b", "c"]
     trim_to(kept, 0)
     assert list(kept) == ["c"]  # the newest stays, whatever the bound
+
+
+def test_a_drawings_blobs_are_bounded_in_layers_and_bytes():
+    """Gradio's blob store would grow a list to any layer index it is sent, and keep every blob."""
+    import gradio as gr
+    import pytest
+    from gradio.components.image_editor import AcceptBlobs
+
+    from ui.components import Sketch
+    from ui.handler import Refusal
+
+    with gr.Blocks():
+        sketch = Sketch(layers=False)
+    with pytest.raises(Refusal, match="one layer"):
+        sketch.accept_blobs(AcceptBlobs(data={"type": "layer", "index": 200000000, "id": "a", "file": b"x"},
+                                        files=[("f", b"x")]))
+    assert sketch.blob_storage == {}  # nothing was grown
+    picture = b"\0" * 9_000_000
+    for i in range(20):  # 180 MB of "drawings" never used
+        sketch.accept_blobs(AcceptBlobs(data={"type": "composite", "index": None, "id": f"d{i}", "file": b""},
+                                        files=[("f", picture)]))
+    assert sum(len(b.composite) for b in sketch.blob_storage.values()) <= Sketch.BLOB_BYTES_KEPT
+    assert "d19" in sketch.blob_storage and "d0" not in sketch.blob_storage  # the newest kept, the oldest gone

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import threading
 
 import gradio as gr
 from gradio.components.base import server
@@ -92,6 +93,12 @@ class ModelChoice(gr.Dropdown):
     def get_block_name(self) -> str:
         return "dropdown"
 
+    def preprocess(self, payload):
+        # Gradio's own check would use the choices as first built; `Studio.choose` checks this session's
+        if payload is not None and not isinstance(payload, str):
+            raise Refusal(f"{self.label}: a model's name, such as weights/vae")
+        return payload
+
 
 def enumerate_names(names: list[str]) -> list[tuple[str, int]]:
     """(shown name, index) pairs for radio buttons whose value is the class index."""
@@ -122,11 +129,14 @@ class Sketch(gr.Sketchpad):
 
     The page sends a drawing's pictures as blobs (kept until the drawing is used) or as files;
     a crafted request could send a 99 KB PNG of 12,000×12,000 pixels as its "composite" and
-    have the server decode 4.5 GB. Each picture goes through `open_checked` first, and the
-    blobs waiting to be used are bounded in number.
+    have the server decode 4.5 GB. Each picture goes through `open_checked` first. The blobs
+    waiting to be used are bounded in bytes and number, and a drawing has one layer (the pad
+    is built with `layers=False`): Gradio's own store would grow a list to any layer index sent.
     """
 
     BLOBS_KEPT = 256
+    BLOB_BYTES_KEPT = 64_000_000  # all sessions' waiting drawings together: a few hundred 280×280 PNGs
+    _blob_lock = threading.Lock()
 
     def get_block_name(self) -> str:
         return "imageeditor"  # the browser draws it with Gradio's own sketchpad
@@ -145,9 +155,19 @@ class Sketch(gr.Sketchpad):
         blob = data.files[0][1] if data.files else b""
         if len(blob) > MAX_UPLOAD_BYTES:
             raise Refusal(f"A drawing's picture must be under {MAX_UPLOAD_BYTES // 1_000_000} MB")
-        super().accept_blobs(data)
-        while len(self.blob_storage) > self.BLOBS_KEPT:  # oldest first: one never used is not kept forever
-            self.blob_storage.pop(next(iter(self.blob_storage)))
+        kind, index = data.data.get("type"), data.data.get("index")
+        if kind not in ("background", "composite", "layer") or (kind == "layer" and str(index) != "0"):
+            raise Refusal("A drawing has one layer, a background and a composite")
+        with self._blob_lock:
+            super().accept_blobs(data)
+            # oldest first: a drawing never used is not kept forever, nor can drawings add up
+            while len(self.blob_storage) > 1 and (len(self.blob_storage) > self.BLOBS_KEPT
+                                                  or self._blob_bytes() > self.BLOB_BYTES_KEPT):
+                self.blob_storage.pop(next(iter(self.blob_storage)))
+
+    def _blob_bytes(self) -> int:
+        return sum(len(part or b"") for blobs in self.blob_storage.values()
+                   for part in (blobs.background, blobs.composite, *blobs.layers))
 
 
 def digit_input(label: str, elem_id: str) -> DigitImage:

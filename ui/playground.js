@@ -56,6 +56,7 @@
       // a conv decoder: the server decodes; the code travels through the component's value
       props.value = JSON.stringify({ code: Array.from(z), label });
       trigger("change");
+      drawPad();
       return;
     }
     const t0 = performance.now();

@@ -106,7 +106,11 @@ def posterior_marker(model: PriorSampler, x: torch.Tensor, test_x: torch.Tensor,
     conditioned = torch.tensor([int(label)]) if isinstance(model, LabelConditioned) else None
     mu, log_std = model.encode(x, conditioned)
     covariance = torch.diag(torch.exp(2 * log_std[0]))
-    if model.config.latent == 2:
+    if model.config.latent == 1:  # the map's second axis is 0 (see explore.latent_map): a flat ellipse
+        mean = torch.cat([mu[0], torch.zeros(1)])
+        cov2 = torch.zeros(2, 2)
+        cov2[0, 0] = covariance[0, 0]
+    elif model.config.latent == 2:
         mean, cov2 = mu[0], covariance
     else:
         means = model.posterior_means(test_x, test_labels)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
 
 from vae_core import browser
+from vae_core.config import Limit
 
 from .. import limits
-from ..handler import SAMPLING, active, gpu, user_facing
+from ..handler import SAMPLING, Refusal, active, gpu, user_facing
 from ..page import Page
 from ..session import Studio
 from .conditional import class_names
@@ -40,10 +42,13 @@ class PlaygroundTab:
         try:
             asked = json.loads(value)
             code, label = [float(v) for v in asked["code"]], int(asked.get("label", 0))
-        except (TypeError, ValueError, KeyError):
-            return gr.skip()
+        except (TypeError, ValueError, KeyError, AttributeError, OverflowError):
+            raise Refusal("The playground's code must be JSON: {\"code\": [numbers], \"label\": class}") from None
         if len(code) != model.config.latent:
             return gr.skip()  # a code from the model shown before this one
+        if not all(math.isfinite(v) and abs(v) <= 10 for v in code):
+            raise Refusal("A code's values must be finite numbers within ±10")
+        Limit(0, max(model.config.n_classes - 1, 0), whole=True).check("label", label)
         pixels = browser.decode(model, code, label)
         return np.round(pixels[0] * 255).astype(np.uint8)
 
