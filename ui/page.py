@@ -14,7 +14,7 @@ from .session import Studio
 class Page:
     studio: Studio
     models: gr.Markdown  # the header's list of this session's active models
-    demo: gr.Blocks  # for its `load` event: every exploring tab shows a picture when the page opens
+    demo: gr.Blocks  # for its `load` event (the Train tab's timer starts there when a run is already live)
 
     def live(self, where: gr.Tab, *controls: gr.components.Component) -> list:
         """The triggers of a cheap action: opening its tab, a change of the session's models, and of its controls.

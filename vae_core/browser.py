@@ -14,7 +14,7 @@ import math
 import numpy as np
 import torch
 
-from .explore import latent_map, manifold_grid
+from .explore import latent_map, manifold_grid, map_axes
 from .images import png_bytes
 from .losses import gaussian_kl_per_dim
 from .models import LabelConditioned, PriorSampler
@@ -100,23 +100,13 @@ def posterior_marker(model: PriorSampler, x: torch.Tensor, test_x: torch.Tensor,
                      label: int = 0) -> dict:
     """A picture's posterior on the map's axes: its mean and the ±2σ ellipse (axes and angle).
 
-    On a 2-D model the axes are z₁, z₂ and the ellipse is axis-aligned; otherwise the mean and
-    the diagonal covariance are projected on the test set's first two principal components.
+    The mean and the diagonal covariance go through the map's own projection (`explore.map_axes`
+    of the test pictures' codes): on a 2-D model the ellipse is axis-aligned, on a 1-D one flat.
     """
     conditioned = torch.tensor([int(label)]) if isinstance(model, LabelConditioned) else None
     mu, log_std = model.encode(x, conditioned)
-    covariance = torch.diag(torch.exp(2 * log_std[0]))
-    if model.config.latent == 1:  # the map's second axis is 0 (see explore.latent_map): a flat ellipse
-        mean = torch.cat([mu[0], torch.zeros(1)])
-        cov2 = torch.zeros(2, 2)
-        cov2[0, 0] = covariance[0, 0]
-    elif model.config.latent == 2:
-        mean, cov2 = mu[0], covariance
-    else:
-        means = model.posterior_means(test_x, test_labels)
-        centre = means.mean(0)
-        _, _, v = torch.linalg.svd(means - centre, full_matrices=False)
-        mean, cov2 = (mu[0] - centre) @ v[:2].T, v[:2] @ covariance @ v[:2].T
+    centre, axes, _ = map_axes(model.posterior_means(test_x, test_labels))
+    mean, cov2 = (mu[0] - centre) @ axes, axes.T @ torch.diag(torch.exp(2 * log_std[0])) @ axes
     values, vectors = torch.linalg.eigh(cov2)
     radius = [round(2 * math.sqrt(max(v, 0.0)), 3) for v in values.tolist()]  # ascending: minor, major
     return {"x": round(mean[0].item(), 3), "y": round(mean[1].item(), 3), "rx": radius[1], "ry": radius[0],

@@ -102,15 +102,25 @@ def interpolation_grid(model: PriorSampler, x_a: torch.Tensor, x_b: torch.Tensor
 def latent_map(model: PriorSampler, x: torch.Tensor, labels: torch.Tensor) -> tuple[np.ndarray, str]:
     """2-D coordinates of the posterior means: the code itself, or its first two principal components."""
     means = model.posterior_means(x, labels)
-    if means.shape[1] == 1:
-        return torch.cat([means, torch.zeros_like(means)], 1).numpy(), "z₁ (1-D latent)"
-    if means.shape[1] == 2:
-        return means.numpy(), "z₁, z₂"
-    centred = means - means.mean(0)
-    _, _, v = torch.linalg.svd(centred, full_matrices=False)
-    coords = centred @ v[:2].T  # fewer than two components when there are fewer than two points
-    coords = torch.cat([coords, torch.zeros(len(coords), 2 - coords.shape[1])], 1)
-    return coords.numpy(), f"first two principal components of the {means.shape[1]}-D code"
+    centre, axes, name = map_axes(means)
+    return ((means - centre) @ axes).numpy(), name
+
+
+def map_axes(means: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """The latent map's projection of codes onto its two axes: centre, a (d, 2) matrix, and their names.
+
+    A 1- or 2-D code is its own axes (a 1-D code's second axis is 0); a larger one is projected
+    on the first two principal components of `means`. Anything placed on the map (a drawn
+    digit's posterior) goes through the same projection.
+    """
+    d = means.shape[1]
+    if d <= 2:
+        return torch.zeros(d), torch.eye(d, 2), "z₁ (1-D latent)" if d == 1 else "z₁, z₂"
+    centre = means.mean(0)
+    _, _, v = torch.linalg.svd(means - centre, full_matrices=False)
+    axes = torch.zeros(d, 2)
+    axes[:, : min(2, len(v))] = v[:2].T  # fewer than two components when there are fewer than two points
+    return centre, axes, f"first two principal components of the {d}-D code"
 
 
 @torch.no_grad()
