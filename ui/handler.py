@@ -11,6 +11,7 @@ import inspect
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gradio as gr
 import numpy as np
@@ -22,6 +23,9 @@ from vae_core.images import ImageError, prepare_upload, sketch_ink
 from vae_core.models import Model
 
 from .session import ActiveModel, Studio
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger("vae_studio")
 PLAIN = (ImageError, DataError, CheckpointError, ValueError)
@@ -153,6 +157,16 @@ def sketch_to_image(sketch) -> np.ndarray | None:
     """A Sketchpad drawing → the grey picture that the upload box then holds (private)."""
     ink = sketch_ink((sketch or {}).get("composite"))
     return gr.skip() if ink is None else ink
+
+
+TEST_POINTS = 500  # test pictures the latent map shows, and that order the playground's dimensions
+
+
+def first_test_pictures(studio: Studio, model: ActiveModel) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The first `TEST_POINTS` test pictures of the model's data as tensors, their labels, and the test set's size."""
+    data = studio.test_data(model)
+    x, labels = data.tensors("test", limit=TEST_POINTS)
+    return x, labels, len(data.test_labels)
 
 
 def random_test_pictures(studio: Studio, request: gr.Request | None, count: int,

@@ -11,7 +11,7 @@ from vae_core import browser
 
 from .. import limits
 from ..components import digit_input
-from ..handler import SAMPLING, active, gpu, picture, quiet_until_given, user_facing
+from ..handler import SAMPLING, active, first_test_pictures, gpu, picture, quiet_until_given, user_facing
 from ..page import Page
 from ..session import ActiveModel, Studio
 from .conditional import class_names
@@ -19,7 +19,6 @@ from .conditional import class_names
 SCRIPT = (Path(__file__).parents[1] / "latent_map.js").read_text()
 # which model the map shows: the shipped 2-D VAE (its axes are its code) or the session's own VAE
 MAP_OF = {"2-D VAE (pretrained)": "vae2d", "active VAE": "vae"}
-MAP_POINTS = 500  # test pictures on the map; each travels with its picture and reconstruction
 
 
 class LatentMapTab:
@@ -28,11 +27,9 @@ class LatentMapTab:
 
     def _view(self, which: str, request: gr.Request | None) -> tuple[ActiveModel, dict, str]:
         model = active(self.studio, request, MAP_OF[limits.check_choice("model", which, tuple(MAP_OF))])
-        data = self.studio.test_data(model)
-        x, labels = data.tensors("test")
-        view = browser.map_view(model.model, x[:MAP_POINTS], labels[:MAP_POINTS], class_names(model))
-        shown = min(len(x), MAP_POINTS)
-        text = (f"{shown:,} of {len(x):,} test images from `{model.source}`; axes: {view['axes_text']}."
+        x, labels, total = first_test_pictures(self.studio, model)  # each travels with its picture and reconstruction
+        view = browser.map_view(model.model, x, labels, class_names(model))
+        text = (f"{len(x):,} of {total:,} test images from `{model.source}`; axes: {view['axes_text']}."
                 + ("" if view["manifold"] else " The decoded manifold fills the background for a 2-D model."))
         return model, view, text
 
@@ -58,9 +55,8 @@ class LatentMapTab:
     def marker(self, which: str, image, request: gr.Request = None):
         """A drawn or uploaded digit's posterior on the map: its mean and ±2σ ellipse (private)."""
         model = active(self.studio, request, MAP_OF[limits.check_choice("model", which, tuple(MAP_OF))])
-        x, labels = self.studio.test_data(model).tensors("test")
-        mark = browser.posterior_marker(model.model, picture(image, model.model, "digit"), x[:MAP_POINTS],
-                                        labels[:MAP_POINTS])
+        x, labels, _ = first_test_pictures(self.studio, model)
+        mark = browser.posterior_marker(model.model, picture(image, model.model, "digit"), x, labels)
         return gr.HTML(marker=json.dumps(mark))
 
 

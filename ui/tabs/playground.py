@@ -13,14 +13,13 @@ from vae_core import browser
 from vae_core.config import Limit
 
 from .. import limits
-from ..handler import SAMPLING, Refusal, active, gpu, user_facing
+from ..handler import SAMPLING, Refusal, active, first_test_pictures, gpu, user_facing
 from ..page import Page
 from ..session import Studio
 from .conditional import class_names
 
 SCRIPT = (Path(__file__).parents[1] / "playground.js").read_text()
 MODELS = ("vae", "cvae")
-MAP_POINTS = 500  # test pictures that set the dimensions' order (their average KL)
 
 
 class PlaygroundTab:
@@ -31,8 +30,8 @@ class PlaygroundTab:
     def spec(self, kind: str = "vae", request: gr.Request = None):
         """The session's model for the page: its dimensions by KL, its classes and its MLP decoder (private)."""
         model = active(self.studio, request, limits.check_choice("model", kind, MODELS))
-        x, labels = self.studio.test_data(model).tensors("test")
-        spec = browser.playground(model.model, x[:MAP_POINTS], labels[:MAP_POINTS], class_names(model))
+        x, labels, _ = first_test_pictures(self.studio, model)  # their average KL orders the dimensions
+        spec = browser.playground(model.model, x, labels, class_names(model))
         return gr.HTML(spec=json.dumps({**spec, "source": model.source})), gr.Image(visible=spec["decoder"] is None)
 
     @user_facing

@@ -56,9 +56,11 @@ class Dataset:
         """The model settings with this data's image shape, classes and preparation: checked against it."""
         return replace(config, image_shape=self.image_shape, n_classes=self.n_classes, preparation=self.preparation)
 
-    def tensors(self, split: str, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-        images = self.train_images if split == "train" else self.test_images
-        labels = self.train_labels if split == "train" else self.test_labels
+    def tensors(self, split: str, device: torch.device | str = "cpu",
+                limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The split as float tensors on `device`; only its first `limit` pictures, if given, are converted."""
+        images = (self.train_images if split == "train" else self.test_images)[:limit]
+        labels = (self.train_labels if split == "train" else self.test_labels)[:limit]
         x = torch.from_numpy(images).to(device).float().div_(255.0)
         return x, torch.from_numpy(labels.astype(np.int64)).to(device)
 
