@@ -16,7 +16,7 @@ import gradio as gr
 
 from ui import picker
 from ui.gate import GatedBlocks
-from ui.handler import LOCAL
+from ui.handler import LOCAL, withhold_from_agents
 from ui.page import Page
 from ui.session import Studio
 from ui.settings import Settings
@@ -63,6 +63,7 @@ def main() -> None:
     # mcp_server: the picture endpoints are also tools for agents (training is not; see ui/tabs/train.py)
     demo.launch(server_name=settings.server_name, server_port=settings.server_port, share=share, show_error=False,
                 css=CSS, max_file_size="200mb", prevent_thread_lock=True, quiet=True, mcp_server=True)
+    withhold_from_agents(demo)
     print(f"VAE Studio is running on {demo.local_url}", flush=True)
     if share:
         print(f"Public share link: {demo.share_url}" if demo.share_url else

@@ -17,14 +17,22 @@ async def _tools_and_a_call(url: str):
             await session.initialize()
             tools = (await session.list_tools()).tools
             answer = await session.call_tool("conditional", {"digit": 3, "n": 4, "seed": 0})
-    return tools, answer
+            refused = await session.call_tool("stop", {})  # not listed, and not callable either
+    return tools, answer, refused
 
 
 def test_agents_see_the_picture_tools_with_their_docs_and_get_a_picture_back(server, client):
-    tools, answer = asyncio.run(_tools_and_a_call(server.url))
+    import json
+    import urllib.request
+
+    tools, answer, refused = asyncio.run(_tools_and_a_call(server.url))
     by_name = {tool.name: tool for tool in tools}
     assert {"sample", "conditional", "traverse", "reconstruct", "complete", "explain"} <= set(by_name)
-    assert not {"train", "stop", "adopt_run"} & set(by_name)  # training is not for agents
+    assert not {"train", "stop", "adopt", "adopt_run"} & set(by_name)  # training is not for agents
+    with urllib.request.urlopen(f"{server.url}/gradio_api/mcp/schema") as response:
+        schema = {tool["name"] for tool in json.load(response)}
+    assert "sample" in schema and not {"train", "stop", "adopt"} & schema  # nor in the JSON schema
+    assert refused.isError and client.predict(api_name="/stop") == "No run is in progress."  # the API keeps it
     conditional = by_name["conditional"]
     assert "CVAE" in conditional.description
     assert conditional.inputSchema["properties"]["digit"]["type"] == "integer"

@@ -94,6 +94,22 @@ def not_an_agent_tool(fn):
     return wrapper
 
 
+def withhold_from_agents(demo: gr.Blocks) -> None:
+    """After launch, take the endpoints marked by `not_an_agent_tool` out of the MCP server entirely.
+
+    The mark keeps them out of the protocol's tool list, but Gradio's MCP server answers its JSON
+    schema (`/gradio_api/mcp/schema`) and `tools/call` from `tool_to_endpoint`, which holds every
+    API endpoint: pruned here, an agent can neither see nor call them (API clients still can).
+    """
+    server = demo.mcp_server_obj
+    if server is None:
+        return
+    for tool, endpoint in list(server.tool_to_endpoint.items()):
+        block_fn = server.get_block_fn_from_endpoint_name(endpoint)
+        if getattr(getattr(block_fn, "fn", None), "_mcp_type", "tool") != "tool":
+            del server.tool_to_endpoint[tool]
+
+
 def session_of(request: gr.Request | None) -> str:
     """The browser session (or gradio_client) a request comes from: its models are its own."""
     return getattr(request, "session_hash", None) or LOCAL
