@@ -75,7 +75,7 @@ def test_an_encrypted_zip_gets_one_plain_sentence(tmp_path):
             raw[at + offset] |= 0x1
             at = raw.find(signature, at + 4)
     locked.write_bytes(bytes(raw))
-    with pytest.raises(DataError, match="encrypted; zip the pictures without a password"):
+    with pytest.raises(DataError, match="encrypted; zip it again without a password"):
         load_image_zip(locked)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import io
 import zipfile
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -19,6 +18,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
+from ..archive import Entry, checked_entries, is_hidden, open_zip, strip_common_folder
 from ..config import LIMITS
 from ..images import ImageError, pad_resize, read_grey
 from .base import DataError, Dataset, split_deterministic
@@ -27,14 +27,11 @@ FOLDER_PREFIX = "folder:"
 ZIP_PREFIX = "zip:"  # the name of an uploaded zip's dataset: it lives only in the app's memory
 MAX_IMAGES = 100_000
 MAX_UNPACKED_BYTES = 1_000_000_000
-MAX_COMPRESSION_RATIO = 200  # real image files compress 1–3×; a bomb compresses 1000×
 # Decoded pixels across one dataset, checked from each picture's header before it is decoded:
 # 100,000 digits at 28×28 are 78 megapixels; 400 blank 10-megapixel PNGs (5.7 MB zipped) are 4,000.
 MAX_TOTAL_PIXELS = 250_000_000
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm"}
 
-# a file's bytes: all of them, or (given a count) only its first bytes, without unpacking the rest
-Entry = tuple[PurePosixPath, Callable[..., bytes]]
 HEADER_BYTES = 65_536  # enough for any picture format's size header (a JPEG's may follow 64 kB of EXIF)
 Progress = Callable[[int, int], None]
 
@@ -101,60 +98,16 @@ class ZipUpload:
             return images_to_dataset(self.dataset_name, self._entries(archive), self.size, progress, should_stop)
 
     def _open(self) -> zipfile.ZipFile:
-        if not zipfile.is_zipfile(self.path):
-            raise DataError(f"{self.name} is not a zip archive")
-        try:
-            return zipfile.ZipFile(self.path)
-        except (zipfile.BadZipFile, OSError) as exc:
-            raise DataError(f"{self.name} is a damaged zip archive: {exc}") from None
+        return open_zip(self.path, self.name, DataError)
 
     @staticmethod
     def _entries(archive: zipfile.ZipFile) -> list[Entry]:
-        infos = [info for info in archive.infolist() if not info.is_dir()]
-        _check_archive(infos)
-        return _strip_common_folder([(PurePosixPath(info.filename), _reader(archive, info)) for info in infos
-                                     if not _is_hidden(PurePosixPath(info.filename))])
-
-
-def _check_archive(infos: list[zipfile.ZipInfo]) -> None:
-    if len(infos) > MAX_IMAGES:
-        raise DataError(f"the zip holds {len(infos):,} files, over the limit of {MAX_IMAGES:,}")
-    total = 0
-    for info in infos:
-        parts = PurePosixPath(info.filename.replace("\\", "/")).parts
-        if info.filename.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
-            raise DataError(f"the zip has a path that leaves its folder ({info.filename[:80]}); refusing it")
-        total += info.file_size
-        if info.file_size > 1_000_000 and info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1):
-            raise DataError(f"{info.filename[:80]} would unpack {info.file_size / max(info.compress_size, 1):,.0f}× "
-                            "larger than it is packed: this looks like a zip bomb; refusing it")
-    if total > MAX_UNPACKED_BYTES:
-        raise DataError(f"the zip would unpack to {total / 1e9:.1f} GB, over the limit of "
-                        f"{MAX_UNPACKED_BYTES / 1e9:.0f} GB")
+        return checked_entries(archive, MAX_IMAGES, MAX_UNPACKED_BYTES, DataError)
 
 
 def _read_file(file: Path, count: int = -1) -> bytes:
     with open(file, "rb") as f:
         return f.read(count)
-
-
-def _reader(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[..., bytes]:
-    # ZipExtFile stops at the header's declared size, which _check_archive has bounded.
-    def read(count: int = -1) -> bytes:
-        try:
-            with archive.open(info) as member:
-                return member.read(count)
-        except NotImplementedError:  # before RuntimeError, of which it is a subclass
-            raise DataError(f"{info.filename[:80]} is packed with a compression method that cannot be read here; "
-                            "zip the pictures with the standard (deflate) method") from None
-        except RuntimeError:  # zipfile's word for an encrypted member
-            raise DataError(f"{info.filename[:80]} in the zip is encrypted; zip the pictures without a password") \
-                from None
-        except (zipfile.BadZipFile, zlib.error, EOFError):
-            raise DataError(f"{info.filename[:80]} in the zip is damaged (its data does not match its checksum); "
-                            "zip the pictures again") from None
-
-    return read
 
 
 class PixelBudget:
@@ -184,8 +137,7 @@ def images_to_dataset(name: str, entries: list[Entry], size: tuple[int, int], pr
     often, and a True ends the read with `ReadStopped`.
     """
     height, width = check_size(size)
-    entries = [(rel, read) for rel, read in entries if not _is_hidden(rel)]
-    entries = _strip_common_folder(entries)
+    entries = strip_common_folder([(rel, read) for rel, read in entries if not is_hidden(rel)])
     pictures, classes, skipped = [], [], []
     budget = PixelBudget(MAX_TOTAL_PIXELS, (height, width))
     every = max(1, len(entries) // 100)
@@ -231,18 +183,6 @@ def check_size(size: tuple[int, int]) -> tuple[int, int]:
         return LIMITS["image_side"].check("height", height), LIMITS["image_side"].check("width", width)
     except ValueError as exc:
         raise DataError(f"image {exc}") from None
-
-
-def _is_hidden(rel: PurePosixPath) -> bool:
-    """macOS resource forks and dotfiles ride along in many zips; they are not the user's pictures."""
-    return any(part.startswith(".") or part == "__MACOSX" for part in rel.parts)
-
-
-def _strip_common_folder(entries: list[Entry]) -> list[Entry]:
-    """`digits/0/a.png`, `digits/1/b.png` → `0/a.png`, `1/b.png`: zipping a folder wraps it in one more."""
-    while entries and all(len(rel.parts) > 1 for rel, _ in entries) and len({rel.parts[0] for rel, _ in entries}) == 1:
-        entries = [(PurePosixPath(*rel.parts[1:]), read) for rel, read in entries]
-    return entries
 
 
 def _skipped_text(skipped: list[str]) -> str:

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import PATH_SETTINGS, load_checkpoint, save_checkpoint
 from ..config import ModelConfig, TrainConfig
 from ..datasets import Dataset, ReadStopped, ZipUpload, load_dataset
 from ..evaluate import elbo_metrics
@@ -270,7 +270,7 @@ class Trainer(Followed):
 
     def _info(self, data: Dataset, epoch: int, past: list[dict]) -> dict:
         train = {k: v for k, v in asdict(self.config).items()
-                 if k not in ("out", "resume", "data_root", "init_from")}
+                 if k not in PATH_SETTINGS}
         return {"dataset": data.name, "dataset_note": data.note, "class_names": list(data.class_names),
                 "epochs_trained": epoch, "metrics": past[-1], "history": past, "train": train}
 
