@@ -174,3 +174,33 @@ def test_a_run_that_cannot_fit_in_memory_is_refused_before_it_allocates(tmp_path
                  "256", "--epochs", "1", "--out", tmp_path / "big", timeout=120)
     assert result.returncode == 1 and "this run needs about" in result.stderr and "GB are free" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "big").exists()
+
+
+def test_resume_and_evaluate_check_a_folder_as_an_upload_is_checked(trained, tmp_path):
+    """The CLI reads folders through the same checks: a lying header or a stray tensor is one line, exit 2."""
+    import shutil
+
+    out, _ = trained
+    lying = tmp_path / "lying"
+    shutil.copytree(out, lying)
+    header = json.dumps({"decoder.out.weight": {"dtype": "F32", "shape": [65536, 8192], "data_offsets": [0, 16]}})
+    (lying / "model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header.encode() + bytes(16))
+    for args in (("evaluate", lying), ("train", "--resume", lying, "--epochs", "3", "--out", tmp_path / "next")):
+        result = cli(*args)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert "claims F32 [65536, 8192]" in result.stderr
+
+
+def test_push_without_a_token_or_a_network_says_so_in_one_line(trained, tmp_path):
+    import os
+
+    out, _ = trained
+    env = {**os.environ, "HF_HOME": str(tmp_path), "HF_TOKEN": ""}
+    result = cli("push", out, "--repo", "someone/a-vae", env=env)
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        "error: no Hugging Face token: set HF_TOKEN or run `hf auth login`, then push again"]
+    unreachable = {**env, "HF_TOKEN": "hf_not_a_real_token", "HF_ENDPOINT": "http://127.0.0.1:9"}
+    result = cli("push", out, "--repo", "someone/a-vae", env=unreachable)
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        "error: cannot reach 127.0.0.1 (no network?); nothing was published"]
+    assert (out / "README.md").read_text().startswith("---\nlibrary_name: ")

@@ -8,7 +8,6 @@ browser that closes changes nothing.
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +18,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from vae_core.film import Film
+from vae_core.images import png_bytes
 from vae_core.train import ProcessTrainer, is_final
+
+from .run_history import FILM, GRID, zipped
 
 log = logging.getLogger("vae_studio")
 MAX_POINTS_PER_SERIES = 400
@@ -71,6 +74,7 @@ class LiveRun:
         self.pictures = 0
         self.first_epoch, self.epochs = 1, 1
         self.device = ""
+        self.film = Film()
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
         self._ended = threading.Event()
@@ -95,7 +99,8 @@ class LiveRun:
         download = None
         if event.get("checkpoint"):
             try:
-                download = shutil.make_archive(str(self.run_dir), "zip", self.run_dir)
+                download = str(zipped(self.run_dir))
+                self._keep_pictures()
                 self.result = self.on_finish(self)
             except Exception as exc:  # noqa: BLE001 - the run must still end, and say why
                 log.exception("could not activate the finished run")
@@ -108,6 +113,12 @@ class LiveRun:
             self.status, self.others_final = self._final_texts(event)
             self.version += 1
         self._ended.set()
+
+    def _keep_pictures(self) -> None:
+        """The run's film and last sample grid, beside its folder, for the Runs tab."""
+        if self.film.frames:
+            self.run_dir.with_suffix(FILM).write_bytes(self.film.gif())
+            self.run_dir.with_suffix(GRID).write_bytes(png_bytes(self.film.frames[-1][2]))
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._ended.wait(timeout)
@@ -149,6 +160,7 @@ class LiveRun:
             self.loss_rows.append((x, event["test_loss"], "test loss"))
             self.part_rows += [(x, event["recon"], "recon (test)"), (x, event["kl"], "KL (test)")]
             self.grid, self.reconstructions = event["grid"], event["reconstructions"]
+            self.film.add(event["epoch"], event["test_loss"], event["grid"])
             self.pictures += 1
             self.speed = event["samples_per_s"]
             self.status = f"Epoch {event['epoch']}/{event['epochs']}: test loss {event['test_loss']:.2f} " \

@@ -22,15 +22,25 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from vae_core.checkpoint import load_checkpoint
-from vae_core.config import ModelConfig, TrainConfig
-from vae_core.datasets import DataError, Dataset, ZipUpload, load_dataset
+from vae_core.card import model_card
+from vae_core.checkpoint import (
+    CARD,
+    CONFIG,
+    CheckpointError,
+    checkpoint_from_files,
+    load_checkpoint,
+    read_checkpoint_zip,
+    write_files,
+)
+from vae_core.config import LIMITS, ModelConfig, TrainConfig
+from vae_core.datasets import DATASETS, ZIP_PREFIX, DataError, Dataset, ZipUpload, load_dataset
 from vae_core.explore import epoch_pictures
 from vae_core.models import Model
 from vae_core.recognize import can_judge, describe, load_judge, recognized
 from vae_core.train import ProcessTrainer, process
 
 from .live_run import LiveRun
+from .run_history import FILM, GRID, ZIP
 from .settings import Settings
 
 JUDGE = "digit_judge.safetensors"  # in weights/: the CNN that reads a CVAE's digits (vae_core/recognize.py)
@@ -71,6 +81,11 @@ class ActiveModel:
 def open_checkpoint(path: Path, source: str) -> ActiveModel:
     ckpt = load_checkpoint(path)
     return ActiveModel(ckpt.model, source, ckpt.info)
+
+
+def role_of(config: ModelConfig) -> str:
+    """The role a model plays in the tabs: its kind, or the completion tab's deterministic baseline."""
+    return "baseline" if config.kind == "scvae" and config.objective == "baseline" else config.kind
 
 
 def model_bytes(active: ActiveModel) -> int:
@@ -196,9 +211,12 @@ class Studio:
 
     def choices(self, session: str, role: str) -> list[str]:
         """What this session may pick for `role`: the shipped checkpoints, then its own runs still on disk."""
-        runs = [f"runs/{folder.name}" for owner, folder in self._on_disk
-                if owner == session and folder.name.split("-")[2] == role and (folder / "config.json").is_file()]
-        return [*self.shipped[role], *reversed(runs)]
+        return [*self.shipped[role], *(f"runs/{folder.name}" for folder in self.runs(session)
+                                       if folder.name.split("-")[2] == role)]
+
+    def runs(self, session: str) -> list[Path]:
+        """This session's run folders that hold a checkpoint, newest first (the disk bound keeps a few)."""
+        return [folder for owner, folder in reversed(self._on_disk) if owner == session and (folder / CONFIG).is_file()]
 
     def choose(self, session: str, role: str, source: str) -> None:
         """Make `source` (one of `choices`) this session's model for `role`."""
@@ -207,8 +225,14 @@ class Studio:
         if source in self.shipped[role]:
             self.sessions.set(session, role, self.shipped[role][source], trained=False)
         else:
-            self.sessions.set(session, role, open_checkpoint(self.settings.runs_dir / source.split("/", 1)[1], source),
-                              trained=True)
+            self.sessions.set(session, role, open_checkpoint(self.own_run(session, source), source), trained=True)
+
+    def own_run(self, session: str, source: str) -> Path:
+        """The folder of `source` (`runs/…`) if it is one of this session's runs; DataError otherwise."""
+        for folder in self.runs(session):
+            if source == f"runs/{folder.name}":
+                return folder
+        raise DataError(f"{str(source)[:80]} is not one of this session's runs; pick one from the list")
 
     def restore(self, session: str) -> None:
         """Back to the pretrained models; the session's runs stay on disk, to be picked again."""
@@ -279,25 +303,76 @@ class Studio:
         with self._lock:
             if self.run is not None and self.run.running:
                 return self.run, False
-            # unique even for two runs started within one second (one that failed at once, say)
-            run_dir = self.settings.runs_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{model.kind}-{uuid.uuid4().hex[:6]}"
+            run_dir = self._new_run_dir(role_of(model))
             # in a process of its own: see vae_core/train/process.py for why
             trainer = ProcessTrainer(model, replace(train, out=str(run_dir)), upload,
                                      on_epoch=functools.partial(epoch_pictures, seed=train.seed))
-            self.run = LiveRun(trainer, model.kind, run_dir, session, self._finished)
+            self.run = LiveRun(trainer, role_of(model), run_dir, session, self._finished)
             self._bound_disk(session, run_dir)
             self.run.start()
             return self.run, True
 
+    def _new_run_dir(self, role: str) -> Path:
+        # unique even for two runs started within one second (one that failed at once, say)
+        return self.settings.runs_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{role}-{uuid.uuid4().hex[:6]}"
+
+    def continue_run(self, session: str, source: str, epochs: int) -> tuple[LiveRun, bool]:
+        """Train one of this session's runs (or a checkpoint it brought back) `epochs` more, with its own settings.
+
+        The run resumes with its optimizer state where the checkpoint has one, into a new run
+        folder, so the original stays as it was; its epoch count continues.
+        """
+        ckpt = load_checkpoint(self.own_run(session, source))
+        total = int(ckpt.info.get("epochs_trained", 0)) + epochs
+        if total > LIMITS["epochs"].hi:
+            raise DataError(f"that would make {total:,} epochs, over the limit of {LIMITS['epochs'].hi:,.0f}")
+        dataset = ckpt.info.get("dataset", "mnist")
+        with self._lock:
+            upload = self._uploads.get(dataset)
+        if upload is None and dataset not in DATASETS:
+            raise DataError(f"this run's pictures ({dataset.removeprefix(ZIP_PREFIX)}) are no longer on this server, "
+                            "so it cannot train further here; train it with the CLI on your own copy")
+        past = ckpt.info.get("train", {})
+        train = TrainConfig(**{**past, "image_size": tuple(past["image_size"]) if past.get("image_size") else None,
+                               "epochs": total, "resume": str(self.own_run(session, source)),
+                               "device": self.settings.train_device, "ddp": False, "compile": False,
+                               "cuda_graphs": False})
+        return self.start_run(session, ckpt.model.config, train, upload)
+
+    def bring_back(self, session: str, zip_path: str, filename: str) -> ActiveModel:
+        """A checkpoint zip someone uploaded: checked whole, kept as one of this session's runs, and made active.
+
+        Its files are checked in memory before anything is allocated or written (see
+        `checkpoint_from_files`); the model card is written afresh from the checked config.
+        """
+        with self._one_read():
+            files = read_checkpoint_zip(zip_path, filename)
+            ckpt = checkpoint_from_files(files, filename, foreign=True)
+        dataset = ckpt.info.get("dataset", "mnist")
+        with self._lock:
+            here = dataset in DATASETS or dataset in self._uploads
+        if not here:
+            raise CheckpointError(f"{filename} was trained on pictures uploaded to another server "
+                                  f"({dataset.removeprefix(ZIP_PREFIX)[:80]}); this server shows models of "
+                                  f"{', '.join(DATASETS)} or of a zip uploaded here")
+        role = role_of(ckpt.model.config)
+        folder = self._new_run_dir(role)
+        write_files(folder, {**{k: v for k, v in files.items() if k != CARD}, CARD: model_card(ckpt.info).encode()})
+        self._bound_disk(session, folder)
+        active = self._judged(ActiveModel(ckpt.model, f"runs/{folder.name}", ckpt.info))
+        self.sessions.set(session, role, active, trained=True)
+        return active
+
     def _bound_disk(self, session: str, run_dir: Path) -> None:
-        """Delete the run folders (and zips) past each session's newest few and past the server's bound."""
+        """Delete run folders (with zip, film and grid) past each session's newest few and past the server's bound."""
         self._on_disk.append((session, run_dir))
         mine = [folder for owner, folder in self._on_disk if owner == session]
         doomed = set(mine[: -self.settings.runs_per_session])
         doomed |= {folder for _, folder in self._on_disk[: -self.settings.runs_kept]}
         for folder in doomed:
             shutil.rmtree(folder, ignore_errors=True)
-            folder.with_suffix(".zip").unlink(missing_ok=True)
+            for suffix in (ZIP, FILM, GRID):
+                folder.with_suffix(suffix).unlink(missing_ok=True)
         self._on_disk = [(owner, folder) for owner, folder in self._on_disk if folder not in doomed]
 
     def stop(self) -> bool:

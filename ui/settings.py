@@ -27,7 +27,7 @@ class Settings:
     # ... and the memory all sessions' own models may hold together (an MLP at 28×28 is 1–10 MB).
     max_model_mb: int = 2000
     # Run folders (and their zips) kept on disk: each session's newest few, and a bound on all of them.
-    runs_per_session: int = 3
+    runs_per_session: int = 5
     runs_kept: int = 30
     # Uploaded files older than this are deleted by Gradio (checked as often).
     upload_lifetime_s: int = 6 * 3600
@@ -49,7 +49,7 @@ class Settings:
             queue_size=int(env.get("VAE_STUDIO_QUEUE_SIZE", "64")),
             max_sessions=int(env.get("VAE_STUDIO_MAX_SESSIONS", "32")),
             max_model_mb=int(env.get("VAE_STUDIO_MAX_MODEL_MB", "2000")),
-            runs_per_session=int(env.get("VAE_STUDIO_RUNS_PER_SESSION", "3")),
+            runs_per_session=int(env.get("VAE_STUDIO_RUNS_PER_SESSION", "5")),
             runs_kept=int(env.get("VAE_STUDIO_RUNS_KEPT", "30")),
             zero_gpu=_flag(env.get("SPACES_ZERO_GPU", "")),
         )

@@ -1,4 +1,4 @@
-"""`python -m vae_core train | evaluate | sample`.
+"""`python -m vae_core train | evaluate | sample | push`.
 
 Every user mistake ends as one line on stderr and exit status 2, never a traceback.
 """
@@ -30,6 +30,7 @@ from .config import (
     TrainConfig,
 )
 from .datasets import DATASETS, DEFAULT_LIKELIHOOD, FOLDER_PREFIX, ZIP_PREFIX, DataError, load_dataset
+from .hub import HubError, push
 from .images import png_bytes, to_grid
 from .models import LabelConditioned, PriorSampler
 from .models.structured import parse_given
@@ -167,14 +168,19 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=_limited("seed"), default=0)
     sample.add_argument("--png", type=_new_file)
     sample.add_argument("--npy", type=_new_file)
+
+    push = commands.add_parser("push", help="publish a checkpoint folder to the Hugging Face Hub, model card included")
+    push.add_argument("checkpoint")
+    push.add_argument("--repo", required=True, help="the model repo, e.g. your-name/mnist-vae (created if new)")
+    push.add_argument("--private", action="store_true")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return {"train": _train, "evaluate": _evaluate, "sample": _sample}[args.command](args)
-    except (UsageError, ValueError, CheckpointError, DataError) as exc:
+        return {"train": _train, "evaluate": _evaluate, "sample": _sample, "push": _push}[args.command](args)
+    except (UsageError, ValueError, CheckpointError, DataError, HubError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:
@@ -328,4 +334,10 @@ def _sample(args: argparse.Namespace) -> int:
         with open(args.npy, "wb") as f:  # exactly this name: np.save would add .npy to any other
             np.save(f, images[:, 0].numpy().astype(np.float32))
     print(f"wrote {args.n} samples to {' and '.join(str(p) for p in (args.png, args.npy) if p)}", file=sys.stderr)
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    url = push(args.checkpoint, args.repo, args.private)
+    print(f"published {args.checkpoint} to {url}", file=sys.stderr)
     return 0

@@ -5,6 +5,18 @@ a small class holding the studio, so that Gradio sees their parameter names and 
 `gr.Request`), then list it in `TABS`, in the order the tabs appear.
 """
 
-from . import complete, conditional, how, interpolate, latent_map, playground, reconstruct, sample, train, traverse
+from . import (
+    complete,
+    conditional,
+    how,
+    interpolate,
+    latent_map,
+    playground,
+    reconstruct,
+    runs,
+    sample,
+    train,
+    traverse,
+)
 
-TABS = (train, sample, playground, traverse, conditional, reconstruct, interpolate, complete, how, latent_map)
+TABS = (train, runs, sample, playground, traverse, conditional, reconstruct, interpolate, complete, how, latent_map)

@@ -15,10 +15,11 @@ from vae_core.config import ARCHS, LIKELIHOODS, ModelConfig, TrainConfig, check_
 from vae_core.datasets import DATASETS, DEFAULT_LIKELIHOOD, ZipUpload
 
 from .. import limits
-from ..components import grid_image
+from ..components import ModelChoice, grid_image
 from ..handler import FREE, Refusal, not_an_agent_tool, session_of, uploaded, user_facing
 from ..live_run import LOSS_SERIES, PART_SERIES, LiveRun, Snapshot, plot_frame
 from ..page import Page
+from ..run_history import read_runs
 from ..session import Studio
 
 TRAINABLE = ("vae", "cvae")  # the app trains these; the completion models come from weights/
@@ -44,7 +45,52 @@ class TrainTab:
         dataset="upload" trains on `zip_file`, a .zip of pictures (subfolders = classes), at height×width.
         """
         settings = {name: value for name, value in locals().items() if name in SETTINGS}
-        run, started = self._begin(settings, request)
+        yield from self._stream(*self._begin(settings, request))
+
+    def continue_run(self, run: str, epochs: int = 1, request: gr.Request = None):
+        """Train one of this session's runs (`runs/…`, as /load_checkpoint or a finished run names it) `epochs` more.
+
+        It resumes with the run's own settings and optimizer state, its epoch count continuing,
+        and streams like /train; refused while another run trains.
+        """
+        yield from self._stream(*self._continue(run, epochs, request))
+
+    def continue_start(self, run: str, epochs: int, request: gr.Request = None) -> tuple[str, gr.Timer]:
+        """The Continue button: like Start, the page's timer draws the run (private)."""
+        _, started = self._continue(run, epochs, request)
+        return ("" if started else BUSY), gr.Timer(active=True)
+
+    @user_facing
+    def _continue(self, run: str, epochs: int, request: gr.Request | None) -> tuple[LiveRun, bool]:
+        if not run:
+            raise Refusal("Pick a run to continue first: train one, or bring back a checkpoint")
+        return self.studio.continue_run(session_of(request), run, limits.check("epochs", epochs, "more epochs"))
+
+    @user_facing
+    def bring_back(self, zip_file, request: gr.Request = None) -> tuple[str, str]:
+        """Bring a zipped checkpoint folder (one this app or the CLI wrote) into this session: checked, then active.
+
+        Returns this session's active models and the name the checkpoint now has among the
+        session's runs (`runs/…`), for /continue_run and the Runs tab.
+        """
+        if not zip_file:
+            raise Refusal("Upload a checkpoint's .zip first")
+        path = uploaded(zip_file)
+        session = session_of(request)
+        active = self.studio.bring_back(session, path, filename=path.replace("\\", "/").rsplit("/", 1)[-1])
+        # the run list follows from the models' change (refresh_runs), which also puts this run first
+        return self.studio.describe(session), active.source
+
+    def refresh_runs(self, request: gr.Request = None) -> gr.Dropdown:
+        """The runs this session can continue, newest first (private)."""
+        choices = self.run_choices(session_of(request))
+        return gr.Dropdown(choices=choices, value=choices[0][1] if choices else None)
+
+    def run_choices(self, session: str) -> list[tuple[str, str]]:
+        return [(record.caption, record.name) for record in read_runs(self.studio.runs(session))]
+
+    def _stream(self, run: LiveRun, started: bool):
+        """A started run's updates, about once a second, until it ends."""
         if not started:  # every answer to this call is about this call: it started nothing
             raise Refusal(BUSY_API)
         seen = NOT_SEEN
@@ -205,6 +251,18 @@ def settings_column() -> tuple[dict, gr.Group, gr.Button, gr.Button, gr.Markdown
     return c, upload_box, start, stop, stop_note
 
 
+def continue_box() -> tuple[gr.File, gr.Button, ModelChoice, gr.Slider, gr.Button]:
+    """Bring back a downloaded checkpoint, and train any of this session's runs further."""
+    with gr.Accordion("Continue a run, or bring back a checkpoint", open=False, elem_id="continue-box"):
+        checkpoint = gr.File(label="A checkpoint (.zip): a run's download, or a CLI checkpoint folder zipped",
+                             file_types=[".zip"], type="filepath", elem_id="checkpoint-upload")
+        load = gr.Button("Bring it back", elem_id="load-checkpoint")
+        run = ModelChoice([], label="Run to continue", elem_id="continue-run")
+        more = limits.slider("epochs", "More epochs", 5, elem_id="more-epochs")
+        go = gr.Button("Continue training", elem_id="continue-training")
+    return checkpoint, load, run, more, go
+
+
 def run_column() -> tuple[list, gr.Button]:
     """The run's status, progress, curves, pictures and download, in the order `outputs` returns them."""
     status = gr.Markdown("No run yet: pick settings and press Start.", elem_id="run-status")
@@ -228,12 +286,14 @@ def build(page: Page) -> None:
         with gr.Row():
             with gr.Column(scale=1, min_width=280):
                 controls, upload_box, start, stop, stop_note = settings_column()
+                checkpoint, load, run, more, go = continue_box()
             with gr.Column(scale=2):
                 shown, adopt = run_column()
         # `seen` (per session) is what this page or API client already has of the run, so
         # that an update (two PNGs among it) is never sent twice.
         seen = gr.State(NOT_SEEN)
         stream = gr.Button(visible=False)
+        continue_stream = gr.Button(visible=False)
         timer = gr.Timer(UPDATE_EVERY_S, active=False)
     inputs = [controls[name] for name in SETTINGS]
     controls["dataset"].change(dataset_defaults, controls["dataset"], [upload_box, controls["likelihood"]],
@@ -247,3 +307,9 @@ def build(page: Page) -> None:
     timer.tick(tab.poll, seen, [*shown, seen, page.models, adopt, stop_note, timer], api_visibility="private",
                **FREE)
     adopt.click(not_an_agent_tool(tab.adopt), None, [page.models, adopt], api_name="adopt_run", **FREE)
+    load.click(not_an_agent_tool(tab.bring_back), checkpoint, [page.models, run], api_name="load_checkpoint", **FREE)
+    go.click(tab.continue_start, [run, more], [stop_note, timer], api_visibility="private", **FREE)
+    continue_stream.click(not_an_agent_tool(tab.continue_run), [run, more], [*shown, seen], api_name="continue_run",
+                          **FREE)
+    # a finished run, a checkpoint brought back or a pick changes this session's runs
+    page.models.change(tab.refresh_runs, None, run, api_visibility="private", **FREE)
