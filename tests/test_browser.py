@@ -11,8 +11,8 @@ from testing import ROOT
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
-TABS = ["Train", "Sample", "Latent playground", "Latent traverse", "Conditional digit", "Reconstruct", "Interpolate",
-        "Complete a digit", "How it works", "Latent map"]
+TABS = ["Train", "Runs", "Sample", "Latent playground", "Latent traverse", "Conditional digit", "Reconstruct",
+        "Interpolate", "Complete a digit", "How it works", "Latent map"]
 # each exploring tab and the picture it shows on arrival, without a click
 FIRST_PICTURES = {"Sample": "sample-grid", "Latent traverse": "traverse-grid",
                   "Conditional digit": "conditional-grid", "Reconstruct": "reconstruct-grid",
@@ -260,6 +260,43 @@ def set_number(page, elem_id, value):
     field = page.locator(f"#{elem_id} input[type=number]").first
     field.fill(value)
     field.press("Enter")
+
+
+def test_the_runs_view_compares_two_runs_and_hands_out_a_film(page):
+    """β = 1 against β = 4: both curves, the β row highlighted, both final grids, a film to download."""
+    from playwright.sync_api import expect
+
+    open_tab(page, "Train")
+    set_number(page, "epochs", "3")
+    set_number(page, "batch-size", "128")
+    for beta in ("1", "4"):
+        set_number(page, "beta", beta)
+        page.locator("#start").click()
+        expect(page.locator("#run-status")).not_to_contain_text("Done", timeout=30_000)  # the last run's word goes
+        expect(page.locator("#run-status")).to_contain_text("Done", timeout=120_000)
+        expect(page.locator("#run-progress")).to_contain_text("3/3 epochs done", timeout=10_000)
+    open_tab(page, "Runs")
+    expect(page.locator("#runs-note")).to_contain_text("newest first", timeout=20_000)
+    table = page.locator("#runs-table table")
+    table.wait_for(timeout=10_000)
+    assert table.locator("thead th").count() >= 3  # a label column and one per run (a stopped run may add one)
+    differs = table.locator("tr.differs th")
+    expect(differs.filter(has_text="β")).to_have_count(1)
+    expect(table.locator("tr:not(.differs) th").filter(has_text="likelihood")).to_have_count(1)
+    row = table.locator("tr", has=page.locator("th", has_text="β"))
+    expect(row.locator("td").first).to_have_text("4")  # newest first
+    expect(row.locator("td").nth(1)).to_have_text("1")
+    assert page.locator("#runs-gallery img").count() >= 2
+    page.locator("#runs-plot canvas, #runs-plot svg").first.wait_for(timeout=20_000)
+    page.get_by_role("radio", name="KL (test)").check()
+    page.wait_for_timeout(1500)
+    page.get_by_role("radio", name="test loss").check()
+    page.wait_for_timeout(1500)
+    page.screenshot(path=ARTIFACTS / "runs.png", full_page=True)
+    page.locator("#runs-film").click()
+    expect(page.locator("#runs-download")).to_contain_text(".gif", timeout=20_000)
+    page.locator("#runs-use").click()
+    expect(page.locator("#active-models")).to_contain_text("runs/", timeout=15_000)
 
 
 def test_a_conv_models_playground_decodes_on_the_server_and_says_so(page):

@@ -21,15 +21,17 @@ from vae_core.checkpoint import CONFIG
 FILM, GRID, ZIP = ".gif", ".png", ".zip"  # beside each run folder: its film, its last sample grid, its download
 # the Runs tab's curve choices → the key of each history entry
 CURVES = {"test loss": "test_loss", "recon (test)": "recon", "KL (test)": "kl", "train loss": "train_loss"}
-# what the settings table compares: (row label, where in config.json)
-COMPARED = (
+# what the settings table compares: (row label, where in config.json); settings first, then results
+SETTINGS = (
     ("model", ("model", "kind")), ("architecture", ("model", "arch")), ("hidden width", ("model", "hidden")),
     ("latent size", ("model", "latent")), ("likelihood", ("model", "likelihood")), ("β", ("model", "beta")),
     ("dataset", ("dataset",)), ("epochs trained", ("epochs_trained",)), ("batch size", ("train", "batch_size")),
     ("learning rate", ("train", "lr")), ("KL warm-up", ("train", "kl_warmup")), ("shift", ("train", "shift")),
-    ("seed", ("train", "seed")), ("test loss", ("metrics", "test_loss")), ("recon (test)", ("metrics", "recon")),
-    ("KL (test)", ("metrics", "kl")),
+    ("seed", ("train", "seed")),
 )
+RESULTS = (("test loss", ("metrics", "test_loss")), ("recon (test)", ("metrics", "recon")),
+           ("KL (test)", ("metrics", "kl")))
+LEGEND_SETTINGS = 2  # a run's legend names at most this many of the settings that set it apart
 
 
 @dataclass(frozen=True)
@@ -51,11 +53,10 @@ class RunRecord:
         clock = ":".join(stamp[1][i:i + 2] for i in (0, 2, 4))
         return f"{clock} {self.info.get('model', {}).get('kind', '?')} #{stamp[3][:4]}"
 
-    @property
-    def caption(self) -> str:
-        """For a list: label, epochs and test loss, e.g. `03:45:01 vae #9f3c · 10 epochs · test loss 31.20`."""
+    def caption(self, name: str | None = None) -> str:
+        """For a list: its name (`label` if none given), epochs and test loss, e.g. `β 4 · #9f3c · 10 epochs · …`."""
         loss = (self.info.get("metrics") or {}).get("test_loss")
-        return f"{self.label} · {self.info.get('epochs_trained', '?')} epochs" + \
+        return f"{name or self.label} · {self.info.get('epochs_trained', '?')} epochs" + \
             (f" · test loss {loss:.2f}" if isinstance(loss, int | float) else "")
 
     def beside(self, suffix: str) -> Path:
@@ -73,10 +74,19 @@ def read_runs(folders: list[Path]) -> list[RunRecord]:
     return records
 
 
+def legends(records: list[RunRecord]) -> list[str]:
+    """Each run's name in a legend: the settings that set it apart, e.g. `β 4 · #9f3c`, else its start time."""
+    differing = [(label, where) for label, where in SETTINGS if len(_row(records, where)) > 1][:LEGEND_SETTINGS]
+    if not differing:
+        return [r.label for r in records]
+    return [" · ".join([*(f"{label} {_shown(_at(r.info, where))}" for label, where in differing),
+                        f"#{r.label.rsplit('#', 1)[-1]}"]) for r in records]
+
+
 def curves(records: list[RunRecord], curve: str) -> pd.DataFrame:
     """One series per run of the chosen curve, per epoch, in the long format gr.LinePlot takes."""
     key = CURVES[curve]
-    rows = [(entry["epoch"], entry[key], record.label) for record in records
+    rows = [(entry["epoch"], entry[key], name) for record, name in zip(records, legends(records), strict=True)
             for entry in record.info.get("history", []) if entry.get(key) is not None]
     return pd.DataFrame(rows, columns=["epoch", "nats", "run"])
 
@@ -85,9 +95,9 @@ def settings_table(records: list[RunRecord]) -> str:
     """The runs side by side, one column each; a row whose values differ between runs is highlighted."""
     if not records:
         return "<p>No runs yet: train one (or bring a checkpoint back) in the Train tab.</p>"
-    head = "".join(f"<th>{html.escape(r.label)}</th>" for r in records)
+    head = "".join(f"<th>{html.escape(name)}</th>" for name in legends(records))
     body = []
-    for label, where in COMPARED:
+    for label, where in SETTINGS + RESULTS:
         values = [_shown(_at(r.info, where)) for r in records]
         differs = len(set(values)) > 1
         cells = "".join(f"<td>{html.escape(v)}</td>" for v in values)
@@ -102,6 +112,10 @@ def zipped(folder: Path) -> Path:
     if not target.is_file() or target.stat().st_mtime < (folder / CONFIG).stat().st_mtime:
         shutil.make_archive(str(folder), "zip", folder)
     return target
+
+
+def _row(records: list[RunRecord], where: tuple[str, ...]) -> set[str]:
+    return {_shown(_at(r.info, where)) for r in records}
 
 
 def _at(info: dict, where: tuple[str, ...]) -> object:

@@ -13,9 +13,10 @@ from .. import limits
 from ..components import ModelChoice
 from ..handler import FREE, session_of, user_facing
 from ..page import Page
-from ..run_history import CURVES, FILM, GRID, curves, read_runs, settings_table, zipped
+from ..run_history import CURVES, FILM, GRID, curves, legends, read_runs, settings_table, zipped
 from ..session import Studio
 
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 EMPTY_NOTE = "No runs yet in this session: train one in the Train tab, or bring a checkpoint back there."
 
 
@@ -35,9 +36,14 @@ class RunsTab:
         note = (f"{len(records)} run(s), newest first. This server keeps each session's newest "
                 f"{settings.runs_per_session} runs (and {settings.runs_kept} in all): the oldest go first, so "
                 "download a run to keep it." if records else EMPTY_NOTE)
-        gallery = [(str(r.beside(GRID)), r.caption) for r in records if r.beside(GRID).is_file()]
-        choices = [(r.caption, r.name) for r in records]
-        return (note, curves(records, curve), settings_table(records), gallery,
+        gallery = [(str(r.beside(GRID)), name) for r, name in zip(records, legends(records), strict=True)
+                   if r.beside(GRID).is_file()]
+        choices = [(r.caption(name), r.name) for r, name in zip(records, legends(records), strict=True)]
+        # A color per run, sent with the data: the plot's own color scale keeps the series it first saw
+        # (Gradio 6.31), so a run added later would not be drawn.
+        colors = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(legends(records))}
+        plot = gr.LinePlot(curves(records, curve), color_map=colors)
+        return (note, plot, settings_table(records), gallery,
                 gr.Dropdown(choices=choices, value=choices[0][1] if choices else None))
 
     @user_facing
@@ -71,13 +77,14 @@ def build(page: Page) -> None:
         plot = gr.LinePlot(pd.DataFrame(columns=["epoch", "nats", "run"]), x="epoch", y="nats", color="run",
                            title="Per epoch, one line per run (nats per image)", elem_id="runs-plot", height=300)
         table = gr.HTML(elem_id="runs-table")
-        gallery = gr.Gallery(label="Final samples", columns=5, height=280, elem_id="runs-gallery", interactive=False)
+        gallery = gr.Gallery(label="Final samples", columns=5, height=300, object_fit="contain",
+                             elem_id="runs-gallery", interactive=False)
         with gr.Row(equal_height=True):
             run = ModelChoice([], label="Run", elem_id="runs-pick", scale=2)
             use = gr.Button("Make it active", elem_id="runs-use", scale=1)
             get_checkpoint = gr.Button("Download checkpoint", elem_id="runs-checkpoint", scale=1)
             get_film = gr.Button("Download film (GIF)", elem_id="runs-film", scale=1)
-        download = gr.File(label="Download", interactive=False, elem_id="runs-download")
+        download = gr.File(label="Download", interactive=False, elem_id="runs-download", height=100)
     gr.on(page.live(opened, curve), tab.view, curve, [note, plot, table, gallery, run], api_name="runs", **FREE)
     use.click(tab.make_active, run, page.models, api_name="make_active", **FREE)
     get_checkpoint.click(tab.checkpoint, run, download, api_name="run_checkpoint", **FREE)

@@ -87,7 +87,7 @@ class TrainTab:
         return gr.Dropdown(choices=choices, value=choices[0][1] if choices else None)
 
     def run_choices(self, session: str) -> list[tuple[str, str]]:
-        return [(record.caption, record.name) for record in read_runs(self.studio.runs(session))]
+        return [(record.caption(), record.name) for record in read_runs(self.studio.runs(session))]
 
     def _stream(self, run: LiveRun, started: bool):
         """A started run's updates, about once a second, until it ends."""
@@ -242,7 +242,7 @@ def settings_column() -> tuple[dict, gr.Group, gr.Button, gr.Button, gr.Markdown
     c["hidden"] = limits.slider("hidden", "Hidden width", 200, step=8)
     c["likelihood"] = gr.Radio(list(LIKELIHOODS), value="mse", label="Likelihood",
                                info="mse as in the seed; bernoulli = BCE-sum")
-    c["beta"] = limits.number("beta", "β (KL weight)", 1.0)
+    c["beta"] = limits.number("beta", "β (KL weight)", 1.0, elem_id="beta")
     c["kl_warmup"] = limits.number("kl_warmup", "KL warm-up (epochs)", 0)
     c["epochs"] = limits.slider("epochs", "Epochs", 10, elem_id="epochs")
     c["batch_size"] = limits.slider("batch_size", "Batch size", 128, elem_id="batch-size")
