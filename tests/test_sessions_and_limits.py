@@ -56,6 +56,13 @@ def test_every_widget_range_is_its_handlers_range(server, digit_png):
     for endpoint, params in endpoints.items():
         if endpoint == "train":  # at its maximum a run would start: its checks are called in-process below
             continue
+        if endpoint == "continue_run":  # its maximum passes the check, and then the run it names is looked for
+            for param, name in params.items():
+                with pytest.raises(Exception, match="not one of this session's runs"):
+                    client.predict(run="runs/none", **{param: LIMITS[name].hi}, api_name="/continue_run")
+                with pytest.raises(Exception, match="maximum"):
+                    client.predict(run="runs/none", **{param: just_over(name)}, api_name="/continue_run")
+            continue
         for param, name in params.items():
             at_edge = {**image.get(endpoint, {}), param: LIMITS[name].hi}
             answer = client.predict(**at_edge, api_name=f"/{endpoint}")  # the widget's maximum is accepted
@@ -128,14 +135,19 @@ def test_the_models_held_stay_within_their_memory_bound():
 
 
 def test_each_session_keeps_its_newest_runs_on_disk(server):
+    from ui.settings import Settings
+
     client = Client(server.url, verbose=False)
     names = []
-    for _ in range(4):
+    for _ in range(Settings().runs_per_session + 1):
         download = client.predict(kind="vae", dataset="mnist", epochs=1, latent=2, api_name="/train")[-1]
         names.append(Path(download).stem)
-    on_disk = {p.name.removesuffix(".zip") for p in server.runs_dir.iterdir()}
-    assert names[0] not in on_disk  # the oldest of this session's four went, folder and zip
-    assert set(names[1:]) <= on_disk and (server.runs_dir / f"{names[-1]}.zip").is_file()
+    on_disk = {p.name.split(".")[0] for p in server.runs_dir.iterdir()}
+    assert names[0] not in on_disk  # the oldest went: folder, zip, film and grid
+    assert set(names[1:]) <= on_disk
+    assert all((server.runs_dir / f"{names[-1]}{suffix}").is_file() for suffix in (".zip", ".gif", ".png"))
+    runs = client.predict(api_name="/runs")
+    assert f"{len(names) - 1} run(s)" in runs[0] and f"newest {len(names) - 1} runs" in runs[0]
 
 
 def test_a_second_train_call_is_refused_as_busy_and_never_told_about_a_run_it_did_not_start(server):

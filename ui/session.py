@@ -355,7 +355,14 @@ class Studio:
             raise CheckpointError(f"{filename} was trained on pictures uploaded to another server "
                                   f"({dataset.removeprefix(ZIP_PREFIX)[:80]}); this server shows models of "
                                   f"{', '.join(DATASETS)} or of a zip uploaded here")
-        role = role_of(ckpt.model.config)
+        config = ckpt.model.config
+        fitted = self.test_data(ActiveModel(ckpt.model, filename, ckpt.info)).fit(config)  # the tabs' test pictures
+        if fitted.image_shape != config.image_shape or (config.kind == "cvae" and fitted.n_classes != config.n_classes):
+            raise CheckpointError(f"{filename} says it was trained on {dataset}, but its model takes "
+                                  f"{config.n_classes} classes of {'×'.join(map(str, config.image_shape))} pictures "
+                                  f"and {dataset} has {fitted.n_classes} of "
+                                  f"{'×'.join(map(str, fitted.image_shape))}")
+        role = role_of(config)
         folder = self._new_run_dir(role)
         write_files(folder, {**{k: v for k, v in files.items() if k != CARD}, CARD: model_card(ckpt.info).encode()})
         self._bound_disk(session, folder)

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 MAX_FRAMES = 300
+MAX_SIDE = 512  # a frame's long side: a 256×256 model's 8×8 grid (2 K pixels a side) is shrunk to it
 FRAME_MS = 250  # four epochs a second
 LAST_FRAME_MS = 2000  # the finished model stays on screen before the loop starts again
 CAPTION_PX = 18
@@ -26,10 +27,12 @@ class Film:
     every: int = 1  # epochs between kept frames
 
     def add(self, epoch: int, loss: float, grid: np.ndarray) -> None:
-        """Keep this epoch's grid (uint8, H×W or H×W×3) if it falls on the film's spacing."""
+        """Keep this epoch's grid (uint8, H×W or H×W×3; kept grey, at most MAX_SIDE a side) if it is due."""
         if self.frames and epoch - self.frames[-1][0] < self.every:
             return
-        self.frames.append((epoch, loss, grid))
+        picture = Image.fromarray(grid).convert("L")
+        picture.thumbnail((MAX_SIDE, MAX_SIDE))  # in place, aspect kept, never enlarged
+        self.frames.append((epoch, loss, np.asarray(picture)))
         if len(self.frames) > self.max_frames:
             self.frames = self.frames[::2]
             self.every *= 2
@@ -38,19 +41,21 @@ class Film:
         """The film as GIF bytes; ValueError if it has no frame yet."""
         if not self.frames:
             raise ValueError("the run has no finished epoch to show yet")
-        pictures = [_captioned(grid, f"epoch {epoch} · test loss {loss:.2f}") for epoch, loss, grid in self.frames]
+        # frames are captioned as Pillow asks for them: a long film is never all in memory at once
+        pictures = (_captioned(grid, f"epoch {epoch} · test loss {loss:.2f}") for epoch, loss, grid in self.frames)
         out = io.BytesIO()
-        durations = [FRAME_MS] * (len(pictures) - 1) + [LAST_FRAME_MS]
-        pictures[0].save(out, format="GIF", save_all=True, append_images=pictures[1:], duration=durations, loop=0,
-                         optimize=False, disposal=1)
+        durations = [FRAME_MS] * (len(self.frames) - 1) + [LAST_FRAME_MS]
+        next(pictures).save(out, format="GIF", save_all=True, append_images=pictures, duration=durations, loop=0,
+                            optimize=False, disposal=1)
         return out.getvalue()
 
 
 def _captioned(grid: np.ndarray, text: str) -> Image.Image:
-    """The grid, doubled in size so digits read on a phone, under a caption band."""
-    picture = Image.fromarray(grid).convert("RGB")
-    picture = picture.resize((picture.width * 2, picture.height * 2), Image.Resampling.NEAREST)
-    frame = Image.new("RGB", (picture.width, picture.height + CAPTION_PX), "white")
+    """The grid under a caption band; a small grid doubled in size, so that 28-px digits read on a phone."""
+    picture = Image.fromarray(grid)
+    if max(picture.size) <= MAX_SIDE // 2:
+        picture = picture.resize((picture.width * 2, picture.height * 2), Image.Resampling.NEAREST)
+    frame = Image.new("L", (max(picture.width, 200), picture.height + CAPTION_PX), "white")
     frame.paste(picture, (0, CAPTION_PX))
-    ImageDraw.Draw(frame).text((4, 3), text, fill="black", font=ImageFont.load_default(size=12))
+    ImageDraw.Draw(frame).text((4, 3), text, fill=0, font=ImageFont.load_default(size=12))
     return frame

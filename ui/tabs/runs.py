@@ -63,6 +63,9 @@ class RunsTab:
     def film(self, run: str, request: gr.Request = None) -> str:
         """One of this session's runs as an animated GIF: its sample grid at every epoch, with epoch and test loss."""
         folder = self.studio.own_run(session_of(request), run)
+        live = self.studio.run
+        if live is not None and live.running and live.run_dir == folder:
+            raise ValueError("This run is still training: its film is made when it ends.")
         if not folder.with_suffix(FILM).is_file():
             raise ValueError("This run has no film: it was brought back from a checkpoint (or stopped before its "
                              "first epoch), so this server never saw its epochs.")
