@@ -145,3 +145,38 @@ def test_a_nan_names_the_likely_setting_and_no_checkpoint_that_was_not_written(s
     error = events[-1]
     assert error["event"] == "error" and error["checkpoint"] is None  # b was never written
     assert "No epoch had finished" in error["message"] and not (tmp_path / "b").exists()
+
+
+def test_a_run_that_shares_its_cores_steps_down_to_one_thread_while_another_process_is_busy():
+    """CoreShare reads real CPU time: another process spinning makes it train on one thread, until it stops."""
+    import os
+    import subprocess
+    import sys
+
+    from vae_core.train.threads import CoreShare
+
+    full = torch.get_num_threads()
+    if full < 2 or not os.path.exists("/proc/stat"):
+        pytest.skip("needs Linux and at least two threads")
+
+    def settles(share: CoreShare, threads: int) -> bool:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            time.sleep(0.35)
+            share.adjust()
+            if torch.get_num_threads() == threads:
+                return True
+        return False
+
+    share = CoreShare(every_s=0.3)
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        assert settles(share, 1)
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+    try:
+        assert settles(share, full)
+    finally:
+        torch.set_num_threads(full)

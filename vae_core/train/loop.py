@@ -47,11 +47,15 @@ class Trainer(Followed):
     """One training run. `start()` launches it; events arrive through `subscribe()` queues (see `events`)."""
 
     def __init__(self, model_config: ModelConfig, train_config: TrainConfig,
-                 dataset: Dataset | ZipUpload | None = None, on_epoch: EpochCallback | None = None):
+                 dataset: Dataset | ZipUpload | None = None, on_epoch: EpochCallback | None = None,
+                 on_window: Callable[[], None] | None = None):
+        """`on_window()` is called from the training thread after every `step_every` steps (the app's
+        worker uses it to share the cores with its server: `threads.CoreShare`)."""
         self.model_config = model_config
         self.config = train_config
         self.dataset = dataset
         self.on_epoch = on_epoch
+        self.on_window = on_window
         self.model: Model | None = None
         self.checkpoint_path: Path | None = Path(train_config.out) if train_config.out else None
         self.hub = EventHub()
@@ -235,6 +239,8 @@ class Trainer(Followed):
             window[slot] = graphed(idx, weight) if graphed and len(idx) == bs else one_step(idx, weight)
             sizes[slot] = len(idx)
             if slot == cfg.step_every - 1 or step == steps - 1:
+                if self.on_window is not None:
+                    self.on_window()
                 used = slot + 1
                 values = window[:used].cpu()
                 bad = (~torch.isfinite(values).all(dim=1)).nonzero()

@@ -18,6 +18,7 @@ import torch  # noqa: F401 - imported while the worker is spare, before any job 
 from .events import is_final
 from .loop import Trainer
 from .process import STOP
+from .threads import CoreShare
 
 
 def main() -> None:
@@ -32,7 +33,8 @@ def main() -> None:
         model_config, train_config, dataset, on_epoch = pickle.load(commands)
     except EOFError:
         return  # a spare never used: the server stopped
-    trainer = Trainer(model_config, train_config, dataset, on_epoch)
+    # the server that started this worker answers people on the same cores: see CoreShare
+    trainer = Trainer(model_config, train_config, dataset, on_epoch, on_window=CoreShare().adjust)
     events = trainer.subscribe()
 
     def obey() -> None:
