@@ -91,7 +91,6 @@ class ProcessTrainer(Followed):
         self._child = _take_spare()
         self._send((self.model_config, self.config, self.dataset, self.on_epoch))
         self._relay.start()
-        threading.Thread(target=warm, name="vae-run-warm", daemon=True).start()  # the next run's spare
         return self
 
     def _send(self, message) -> None:
@@ -150,3 +149,6 @@ class ProcessTrainer(Followed):
             except subprocess.TimeoutExpired:
                 self._child.kill()
             self.hub.close()
+            # The next run's spare imports PyTorch now, not during this run: started beside a run, its
+            # import (seconds of a core, at the server's priority) slowed a 3-epoch run by 10-20 %.
+            warm()
