@@ -140,6 +140,10 @@ BAD = {
     "escaping path": (lambda g: {**g, "../config.json": g["config.json"]}, "leaves its folder"),
     "too many files": (lambda g: {**g, **{f"x{i}.md": b"" for i in range(MAX_CHECKPOINT_FILES)}}, "over the limit"),
     "zip bomb": (lambda g: {**g, "README.md": bytes(50_000_000)}, "zip bomb"),
+    "nested config": (lambda g: {**g, "config.json": b"[" * 100_000 + b"]" * 100_000}, "nested too deeply"),
+    "NaN weights": (lambda g: with_tensors(g, lambda t: t[sorted(t)[0]].fill_(float("nan"))), "NaN or infinite"),
+    "null metric": (lambda g: with_config(g, metrics__test_loss=None), "must hold numbers"),
+    "epochless history": (lambda g: with_config(g, history=[{"test_loss": 1.0}]), "each history entry its epoch"),
 }
 
 

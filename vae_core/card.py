@@ -8,6 +8,7 @@ what the model is and gives the one command that trains it again.
 from __future__ import annotations
 
 import json
+import math
 import shlex
 
 from .datasets import DATASETS, FOLDER_PREFIX, ZIP_PREFIX
@@ -45,7 +46,9 @@ def reproduce_command(config: dict, out: str = "my-run") -> str:
 
 def model_card(config: dict) -> str:
     """The README.md of a checkpoint folder."""
-    model, metrics = config["model"], config.get("metrics") or {}
+    model = config["model"]
+    metrics = {k: v for k, v in (config.get("metrics") or {}).items()
+               if isinstance(v, int | float) and math.isfinite(v)}
     dataset = config.get("dataset", "")
     front = {
         "library_name": "pytorch",

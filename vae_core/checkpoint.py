@@ -176,10 +176,14 @@ def checkpoint_from_files(files: dict[str, bytes], name: str, device: str | torc
         _check_optimizer(files[OPTIMIZER], [tuple(p.shape) for p in skeleton.parameters()], name)
     model = build_model(config)
     try:
-        model.load_state_dict(load(files[MODEL]), strict=True)
+        state = load(files[MODEL])
+        model.load_state_dict(state, strict=True)
     except (SafetensorError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0]
         raise CheckpointError(f"{MODEL} in {name!r} is corrupt or does not match its {CONFIG} ({first})") from exc
+    broken = sorted(key for key, tensor in state.items() if not torch.isfinite(tensor).all())
+    if broken:  # training never saves these (a NaN loss ends the run): this file was made some other way
+        raise CheckpointError(f"{MODEL} in {name!r} holds NaN or infinite weights ({', '.join(broken[:3])})")
     model.to(device).eval()
     optimizer_state = None
     if with_optimizer and OPTIMIZER in files:
@@ -195,6 +199,8 @@ def _parse_config(blob: bytes, name: str) -> dict:
         info = json.loads(blob)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{CONFIG} in {name!r} is not valid JSON ({exc})") from exc
+    except RecursionError:
+        raise CheckpointError(f"{CONFIG} in {name!r} is nested too deeply to be a checkpoint's") from None
     if not isinstance(info, dict):
         raise CheckpointError(f"{CONFIG} in {name!r} must hold a JSON object")
     return info
@@ -231,8 +237,8 @@ def _info_problem(info: dict, foreign: bool) -> str | None:
         return "class_names must be a list of short names"
     history = info.get("history", [])
     if not isinstance(history, list) or len(history) > LIMITS["epochs"].hi or \
-            not all(_is_metrics(entry) for entry in [*history, info.get("metrics", {})]):
-        return "history and metrics must hold numbers per epoch"
+            not all(_is_metrics(entry, epoch=True) for entry in history) or not _is_metrics(info.get("metrics", {})):
+        return "history and metrics must hold numbers, and each history entry its epoch"
     if foreign:
         dataset = info.get("dataset", "")
         if "/" in dataset or "\\" in dataset or dataset.startswith(FOLDER_PREFIX):
@@ -261,10 +267,11 @@ def _train_problem(train: object, foreign: bool) -> str | None:
     return None
 
 
-def _is_metrics(entry: object) -> bool:
+def _is_metrics(entry: object, epoch: bool = False) -> bool:
+    """A dict of at most 64 short names to numbers; a history entry (`epoch`) also names its epoch."""
     return isinstance(entry, dict) and len(entry) <= 64 and all(
-        isinstance(k, str) and len(k) <= 40 and isinstance(v, int | float | None) and not isinstance(v, bool)
-        for k, v in entry.items())
+        isinstance(k, str) and len(k) <= 40 and isinstance(v, int | float) and not isinstance(v, bool)
+        for k, v in entry.items()) and (not epoch or isinstance(entry.get("epoch"), int))
 
 
 def tensor_header(blob: bytes, file: str, name: str) -> tuple[dict[str, tuple[int, ...]], dict]:

@@ -257,7 +257,8 @@ def continue_box() -> tuple[gr.File, gr.Button, ModelChoice, gr.Slider, gr.Butto
         checkpoint = gr.File(label="A checkpoint (.zip): a run's download, or a CLI checkpoint folder zipped",
                              file_types=[".zip"], type="filepath", elem_id="checkpoint-upload")
         load = gr.Button("Bring it back", elem_id="load-checkpoint")
-        run = ModelChoice([], label="Run to continue", elem_id="continue-run")
+        # a checkpoint brought back is named here before the run list catches up: the handler checks the name
+        run = ModelChoice([], label="Run to continue", elem_id="continue-run", allow_custom_value=True)
         more = limits.slider("epochs", "More epochs", 5, elem_id="more-epochs")
         go = gr.Button("Continue training", elem_id="continue-training")
     return checkpoint, load, run, more, go
