@@ -118,6 +118,25 @@ def with_tensors(good: dict, edit) -> dict:
     return {**good, "model.safetensors": save(tensors)}
 
 
+def with_raw_config(good: dict, old: bytes, new: bytes) -> dict:
+    return {**good, "config.json": good["config.json"].replace(old, new, 1)}
+
+
+def with_optimizer(good: dict, edit) -> dict:
+    """An Adam state for the shipped VAE (one step taken), edited."""
+    from vae_core.checkpoint import load_checkpoint
+
+    model = load_checkpoint(ROOT / "weights" / "vae").model.train()
+    optimizer = torch.optim.Adam(model.parameters())
+    model.loss_function(torch.rand(4, 1, 28, 28), torch.zeros(4, dtype=torch.long))["loss"].backward()
+    optimizer.step()
+    groups = optimizer.state_dict()["param_groups"]
+    tensors = {f"state.{i}.{slot}": value.clone() for i, slots in optimizer.state_dict()["state"].items()
+               for slot, value in slots.items()}
+    edit(tensors)
+    return {**good, "optimizer.safetensors": save(tensors, metadata={"param_groups": json.dumps(groups)})}
+
+
 def lying_header(good: dict) -> dict:
     """model.safetensors whose header claims a 65536×8192 float tensor (2 GB) over a few bytes."""
     header = json.dumps({"decoder.out.weight": {"dtype": "F32", "shape": [65536, 8192], "data_offsets": [0, 16]}})
@@ -142,8 +161,22 @@ BAD = {
     "zip bomb": (lambda g: {**g, "README.md": bytes(50_000_000)}, "zip bomb"),
     "nested config": (lambda g: {**g, "config.json": b"[" * 100_000 + b"]" * 100_000}, "nested too deeply"),
     "NaN weights": (lambda g: with_tensors(g, lambda t: t[sorted(t)[0]].fill_(float("nan"))), "NaN or infinite"),
-    "null metric": (lambda g: with_config(g, metrics__test_loss=None), "must hold numbers"),
+    "null metric": (lambda g: with_config(g, metrics__test_loss=None), "must hold finite numbers"),
     "epochless history": (lambda g: with_config(g, history=[{"test_loss": 1.0}]), "each history entry its epoch"),
+    "another dataset in train": (lambda g: with_config(g, train__dataset="folder:/usr/share"),
+                                 "train.dataset .* is not the checkpoint's dataset"),
+    "huge step_every": (lambda g: with_config(g, train__step_every=10**8), "step every must be between"),
+    "seed a string": (lambda g: with_config(g, train__seed="abc"), "seed must be a number"),
+    "unknown train setting": (lambda g: with_config(g, train__evil=1), "train has unknown setting"),
+    "wrong class names": (lambda g: with_config(g, class_names=["a", "b", "c"]), "names 3 classes for a model of 10"),
+    "renamed classes": (lambda g: with_config(g, class_names=list("abcdefghij")), "names its classes differently"),
+    "fractional side": (lambda g: with_config(g, model__image_shape=[1, 28.7, 28]), "must be whole numbers"),
+    "infinite loss": (lambda g: with_raw_config(g, b'"test_loss": ', b'"test_loss": Infinity, "x": '),
+                      "finite numbers"),
+    "long number": (lambda g: with_raw_config(g, b'"epochs_trained": 100', b'"epochs_trained": ' + b"9" * 5000),
+                    "a number too long"),
+    "NaN in Adam": (lambda g: with_optimizer(g, lambda state: state["state.0.exp_avg"].fill_(float("nan"))),
+                    "a state Adam cannot have"),
 }
 
 
@@ -201,3 +234,26 @@ def test_the_film_keeps_every_epoch_up_to_its_bound_and_writes_them_all():
     assert 4 <= len(kept) <= 8 and kept[0] == 1 and len(set(np.diff(kept))) == 1  # evenly spaced
     with pytest.raises(ValueError, match="no finished epoch"):
         Film().gif()
+
+
+def test_an_uploads_optimizer_settings_are_ignored_and_a_doubled_file_is_refused(client, good, tmp_path):
+    """Adam's moments come back; its hyperparameters are the continued run's own (amsgrad or betas of 2 would
+    break or diverge the run)."""
+    files = with_optimizer(dict(good), lambda state: None)
+    header = json.loads(files["optimizer.safetensors"][8:8 + int.from_bytes(files["optimizer.safetensors"][:8],
+                                                                            "little")])
+    groups = json.loads(header["__metadata__"]["param_groups"])
+    for group in groups:
+        group.update(amsgrad=True, betas=[2.0, 2.0], eps=-1.0, maximize=True)
+    state = load(files["optimizer.safetensors"])
+    files["optimizer.safetensors"] = save(state, metadata={"param_groups": json.dumps(groups)})
+    _, run = client.predict(zip_file=handle_file(zip_of(tmp_path / "odd-adam.zip", files)), api_name="/load_checkpoint")
+    status = client.predict(run=run, epochs=1, api_name="/continue_run")[0]
+    assert status.startswith("✅ Done") and "101" in status
+
+    doubled = tmp_path / "doubled.zip"
+    with zipfile.ZipFile(doubled, "w") as archive:
+        for name, blob in [*good.items(), ("config.json", good["config.json"])]:
+            archive.writestr(name, blob)
+    with pytest.raises(Exception, match="holds config.json twice"):
+        client.predict(zip_file=handle_file(doubled), api_name="/load_checkpoint")

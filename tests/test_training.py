@@ -118,7 +118,7 @@ def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
     z, labels = torch.randn(6, 3), torch.arange(6)
     assert torch.equal(model.decode(z, labels), loaded.model.decode(z, labels))
     restored = torch.optim.Adam(loaded.model.parameters())
-    restored.load_state_dict(loaded.optimizer_state)
+    restored.load_state_dict({"state": loaded.optimizer_state, "param_groups": restored.state_dict()["param_groups"]})
     assert torch.equal(restored.state_dict()["state"][0]["exp_avg"], optimizer.state_dict()["state"][0]["exp_avg"])
 
 

@@ -26,6 +26,7 @@ from vae_core.card import model_card
 from vae_core.checkpoint import (
     CARD,
     CONFIG,
+    Checkpoint,
     CheckpointError,
     checkpoint_from_files,
     load_checkpoint,
@@ -43,6 +44,8 @@ from .live_run import LiveRun
 from .run_history import FILM, GRID, ZIP
 from .settings import Settings
 
+# what a continued run keeps of its checkpoint's settings (each checked by TrainConfig); the rest is the server's
+RESUMED_SETTINGS = ("batch_size", "lr", "seed", "kl_warmup", "shift", "step_every")
 JUDGE = "digit_judge.safetensors"  # in weights/: the CNN that reads a CVAE's digits (vae_core/recognize.py)
 # role → folder in weights/; "baseline" is the completion tab's deterministic network
 PRETRAINED = {"vae": "vae-sharp", "vae2d": "vae2d", "cvae": "cvae-sharp", "scvae": "scvae",
@@ -79,8 +82,13 @@ class ActiveModel:
 
 
 def open_checkpoint(path: Path, source: str) -> ActiveModel:
-    ckpt = load_checkpoint(path)
-    return ActiveModel(ckpt.model, source, ckpt.info)
+    return as_active(load_checkpoint(path), source)
+
+
+def as_active(ckpt: Checkpoint, source: str) -> ActiveModel:
+    """The checkpoint as a session's model; its per-epoch history stays on disk (the Runs tab reads it there),
+    so a session's memory is its weights and a few numbers, whatever the history's length."""
+    return ActiveModel(ckpt.model, source, {k: v for k, v in ckpt.info.items() if k != "history"})
 
 
 def role_of(config: ModelConfig) -> str:
@@ -229,6 +237,8 @@ class Studio:
 
     def own_run(self, session: str, source: str) -> Path:
         """The folder of `source` (`runs/…`) if it is one of this session's runs; DataError otherwise."""
+        if not source:
+            raise DataError("Pick a run first: train one, or bring back a checkpoint")
         for folder in self.runs(session):
             if source == f"runs/{folder.name}":
                 return folder
@@ -333,10 +343,11 @@ class Studio:
             raise DataError(f"this run's pictures ({dataset.removeprefix(ZIP_PREFIX)}) are no longer on this server, "
                             "so it cannot train further here; train it with the CLI on your own copy")
         past = ckpt.info.get("train", {})
-        train = TrainConfig(**{**past, "image_size": tuple(past["image_size"]) if past.get("image_size") else None,
-                               "epochs": total, "resume": str(self.own_run(session, source)),
-                               "device": self.settings.train_device, "ddp": False, "compile": False,
-                               "cuda_graphs": False})
+        # the run's own choices, each checked by TrainConfig; the data is the checked dataset, never a path
+        kept = {key: past[key] for key in RESUMED_SETTINGS if key in past}
+        train = TrainConfig(**kept, dataset=dataset, epochs=total, resume=str(self.own_run(session, source)),
+                            device=self.settings.train_device,
+                            image_size=tuple(past["image_size"]) if past.get("image_size") else None)
         return self.start_run(session, ckpt.model.config, train, upload)
 
     def bring_back(self, session: str, zip_path: str, filename: str) -> ActiveModel:
@@ -356,17 +367,20 @@ class Studio:
                                   f"({dataset.removeprefix(ZIP_PREFIX)[:80]}); this server shows models of "
                                   f"{', '.join(DATASETS)} or of a zip uploaded here")
         config = ckpt.model.config
-        fitted = self.test_data(ActiveModel(ckpt.model, filename, ckpt.info)).fit(config)  # the tabs' test pictures
+        data = self.test_data(as_active(ckpt, filename))  # the tabs' test pictures; and the check below
+        fitted = data.fit(config)
         if fitted.image_shape != config.image_shape or (config.kind == "cvae" and fitted.n_classes != config.n_classes):
             raise CheckpointError(f"{filename} says it was trained on {dataset}, but its model takes "
                                   f"{config.n_classes} classes of {'×'.join(map(str, config.image_shape))} pictures "
                                   f"and {dataset} has {fitted.n_classes} of "
                                   f"{'×'.join(map(str, fitted.image_shape))}")
+        if ckpt.info.get("class_names", list(data.class_names)) != list(data.class_names):
+            raise CheckpointError(f"{filename} names its classes differently from {dataset}'s")
         role = role_of(config)
         folder = self._new_run_dir(role)
         write_files(folder, {**{k: v for k, v in files.items() if k != CARD}, CARD: model_card(ckpt.info).encode()})
         self._bound_disk(session, folder)
-        active = self._judged(ActiveModel(ckpt.model, f"runs/{folder.name}", ckpt.info))
+        active = self._judged(as_active(ckpt, f"runs/{folder.name}"))
         self.sessions.set(session, role, active, trained=True)
         return active
 

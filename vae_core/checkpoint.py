@@ -12,7 +12,7 @@ import math
 import os
 import shutil
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -36,6 +36,7 @@ INFO_FIELDS = {"format", "version", "model", "dataset", "dataset_note", "class_n
                "history", "train"}
 # a run's settings that name places on the machine that ran it (the trainer leaves them out of config.json)
 PATH_SETTINGS = {"out", "resume", "data_root", "init_from"}
+TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
 ADAM_SLOTS = ("step", "exp_avg", "exp_avg_sq")
 DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2}
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin")
@@ -55,7 +56,7 @@ class Checkpoint:
     model: Model
     info: dict
     path: Path
-    optimizer_state: dict | None = field(default=None, repr=False)
+    optimizer_state: dict | None = field(default=None, repr=False)  # parameter index → Adam's slots
 
 
 def check_output(path: str | os.PathLike) -> Path:
@@ -150,6 +151,8 @@ def read_checkpoint_zip(zip_path: str, name: str) -> dict[str, bytes]:
             if len(rel.parts) > 1 or rel.name not in CHECKPOINT_FILES:
                 raise CheckpointError(f"{str(rel)[:80]!r} is not part of a VAE Studio checkpoint, which holds "
                                       f"{', '.join(CHECKPOINT_FILES)} side by side; zip only the checkpoint folder")
+            if rel.name in files:
+                raise CheckpointError(f"the zip holds {rel.name} twice; zip the checkpoint folder again")
             files[rel.name] = read()
     return files
 
@@ -186,9 +189,9 @@ def checkpoint_from_files(files: dict[str, bytes], name: str, device: str | torc
         raise CheckpointError(f"{MODEL} in {name!r} holds NaN or infinite weights ({', '.join(broken[:3])})")
     model.to(device).eval()
     optimizer_state = None
-    if with_optimizer and OPTIMIZER in files:
+    if OPTIMIZER in files and (with_optimizer or foreign):  # an upload's state is checked now, not when resumed
         optimizer_state = _read_optimizer(files[OPTIMIZER], name)
-    return Checkpoint(model, info, path or Path(name), optimizer_state)
+    return Checkpoint(model, info, path or Path(name), optimizer_state if with_optimizer else None)
 
 
 def _parse_config(blob: bytes, name: str) -> dict:
@@ -201,6 +204,8 @@ def _parse_config(blob: bytes, name: str) -> dict:
         raise CheckpointError(f"{CONFIG} in {name!r} is not valid JSON ({exc})") from exc
     except RecursionError:
         raise CheckpointError(f"{CONFIG} in {name!r} is nested too deeply to be a checkpoint's") from None
+    except ValueError:  # Python's bound on the digits of an integer
+        raise CheckpointError(f"{CONFIG} in {name!r} holds a number too long to be a setting") from None
     if not isinstance(info, dict):
         raise CheckpointError(f"{CONFIG} in {name!r} must hold a JSON object")
     return info
@@ -223,8 +228,12 @@ def _info_problem(info: dict, foreign: bool) -> str | None:
         return f"unknown field(s) {', '.join(repr(k[:40]) for k in unknown[:3])}"
     if info.get("format") != FORMAT:
         return f"its format is {str(info.get('format'))[:40]!r}, not a VAE Studio checkpoint's ({FORMAT!r})"
-    if not isinstance(info.get("model"), dict):
+    model = info.get("model")
+    if not isinstance(model, dict):
         return "it has no model settings ('model')"
+    shape = model.get("image_shape", [1, 28, 28])
+    if not isinstance(shape, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in shape):
+        return "model.image_shape must be whole numbers [channels, height, width]"
     epochs = info.get("epochs_trained", 0)
     if isinstance(epochs, bool) or not isinstance(epochs, int) or not 0 <= epochs <= LIMITS["epochs"].hi:
         return f"epochs_trained must be a whole number of epochs, not {str(epochs)[:40]!r}"
@@ -235,25 +244,32 @@ def _info_problem(info: dict, foreign: bool) -> str | None:
     if not isinstance(names, list) or len(names) > LIMITS["n_classes"].hi or \
             not all(isinstance(n, str) and len(n) <= 200 for n in names):
         return "class_names must be a list of short names"
+    if names and len(names) != model.get("n_classes", 10):
+        return f"it names {len(names)} classes for a model of {model.get('n_classes', 10)}"
     history = info.get("history", [])
     if not isinstance(history, list) or len(history) > LIMITS["epochs"].hi or \
             not all(_is_metrics(entry, epoch=True) for entry in history) or not _is_metrics(info.get("metrics", {})):
-        return "history and metrics must hold numbers, and each history entry its epoch"
+        return "history and metrics must hold finite numbers, and each history entry its epoch"
     if foreign:
         dataset = info.get("dataset", "")
         if "/" in dataset or "\\" in dataset or dataset.startswith(FOLDER_PREFIX):
             return (f"its dataset {dataset[:80]!r} is a path; a checkpoint brought to this server may name a "
                     f"dataset ({', '.join(DATASETS)}), not a place on it")
-    return _train_problem(info.get("train", {}), foreign)
+    return _train_problem(info.get("train", {}), foreign, info.get("dataset", ""))
 
 
-def _train_problem(train: object, foreign: bool) -> str | None:
+def _train_problem(train: object, foreign: bool, dataset: str) -> str | None:
     if not isinstance(train, dict):
         return "train must hold the run's settings"
+    unknown = sorted(set(train) - TRAIN_FIELDS)
+    if unknown:
+        return f"train has unknown setting(s) {', '.join(repr(k[:40]) for k in unknown[:3])}"
     if foreign:
         paths = sorted(set(train) & PATH_SETTINGS)
         if paths:
             return f"train.{paths[0]} is a path on another machine; it has no place in a checkpoint brought here"
+        if train.get("dataset", dataset) != dataset:
+            return f"train.dataset ({str(train['dataset'])[:80]!r}) is not the checkpoint's dataset ({dataset!r})"
     size = train.get("image_size")
     if size is not None and (not isinstance(size, list) or len(size) != 2):
         return "train.image_size must be [height, width]"
@@ -271,7 +287,7 @@ def _is_metrics(entry: object, epoch: bool = False) -> bool:
     """A dict of at most 64 short names to numbers; a history entry (`epoch`) also names its epoch."""
     return isinstance(entry, dict) and len(entry) <= 64 and all(
         isinstance(k, str) and len(k) <= 40 and isinstance(v, int | float) and not isinstance(v, bool)
-        for k, v in entry.items()) and (not epoch or isinstance(entry.get("epoch"), int))
+        and math.isfinite(v) for k, v in entry.items()) and (not epoch or isinstance(entry.get("epoch"), int))
 
 
 def tensor_header(blob: bytes, file: str, name: str) -> tuple[dict[str, tuple[int, ...]], dict]:
@@ -322,14 +338,16 @@ def _check_optimizer(blob: bytes, params: list[tuple], name: str) -> None:
     _compare(OPTIMIZER, name, expected, shapes)
     try:
         groups = json.loads(metadata["param_groups"])
-        indices = sorted(i for group in groups for i in group["params"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{OPTIMIZER} in {name!r} has no valid param_groups ({str(exc)[:80]})") from None
+        indices = sorted(i for group in groups for i in group["params"] if isinstance(i, int))
+    except (KeyError, TypeError, ValueError, RecursionError):
+        raise CheckpointError(f"{OPTIMIZER} in {name!r} has no valid param_groups") from None
     if indices != list(range(len(params))):
         raise CheckpointError(f"{OPTIMIZER} in {name!r} does not list the model's {len(params)} parameters")
 
 
 def _file_refusal(name: str, head: bytes) -> str:
+    if Path(name).suffix.lower() == ".zip":
+        return f"{name!r} is a zip: unzip it, and give the folder it holds (model.safetensors + config.json)"
     if Path(name).suffix.lower() in PICKLE_SUFFIXES or head.startswith((_ZIP_MAGIC, b"\x80")):
         return (
             f"refusing to open {name!r}: it looks like a pickled PyTorch file, and unpickling can run "
@@ -348,15 +366,20 @@ def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], list]:
 
 
 def _read_optimizer(blob: bytes, name: str) -> dict:
+    """Adam's per-parameter state only. Its hyperparameters (param_groups) are the resuming run's own,
+    so a checkpoint can never hand the optimizer another beta, eps or amsgrad."""
     try:
-        groups = json.loads(tensor_header(blob, OPTIMIZER, name)[1]["param_groups"])
         state: dict[int, dict] = {}
         for key, tensor in load(blob).items():
             _, index, slot = key.split(".", 2)
             state.setdefault(int(index), {})[slot] = tensor
     except (SafetensorError, KeyError, ValueError) as exc:
-        raise CheckpointError(f"{OPTIMIZER} in {name!r} is corrupt ({exc})") from exc
-    return {"state": state, "param_groups": groups}
+        raise CheckpointError(f"{OPTIMIZER} in {name!r} is corrupt ({str(exc)[:120]})") from None
+    for slots in state.values():
+        if not all(torch.isfinite(t).all() for t in slots.values()) or slots["step"].item() < 0 \
+                or (slots["exp_avg_sq"] < 0).any():
+            raise CheckpointError(f"{OPTIMIZER} in {name!r} holds a state Adam cannot have (not finite, or negative)")
+    return state
 
 
 def _backup_path(path: Path) -> Path:

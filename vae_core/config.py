@@ -62,6 +62,7 @@ LIMITS: dict[str, Limit] = {
     "kl_warmup": Limit(0, 1000),
     "shift": Limit(0, 4, whole=True),
     "seed": Limit(0, 2**31 - 1, whole=True),
+    "step_every": Limit(1, 10_000, whole=True),  # steps between progress events (and loss reads)
     # looking at a model
     "n_samples": Limit(1, 400, whole=True),
     "temperature": Limit(0, 3),
@@ -174,11 +175,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         problems = []
-        for name in ("epochs", "batch_size", "lr", "kl_warmup", "shift"):
+        for name in ("epochs", "batch_size", "lr", "kl_warmup", "shift", "seed", "step_every"):
             _collect(problems, LIMITS[name].check, name.replace("_", " "), getattr(self, name))
         _collect(problems, check_choice, "device", self.device, DEVICES)
-        if self.step_every < 1:
-            problems.append("step_every must be ≥ 1")
         if self.shift and self.cuda_graphs:
             problems.append("shift draws new offsets every step, which a replayed CUDA graph cannot: use one of them")
         if self.compile and self.cuda_graphs:

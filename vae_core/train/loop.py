@@ -192,10 +192,9 @@ class Trainer(Followed):
         # default on a 2-core CPU for the seed-sized models (bench/train_speed.py).
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=device.type in ("cpu", "cuda", "mps"),
                                      capturable=cfg.cuda_graphs and device.type == "cuda")
-        if optimizer_state is not None:
-            optimizer.load_state_dict(optimizer_state)
-            for group in optimizer.param_groups:
-                group["lr"] = cfg.lr
+        if optimizer_state is not None:  # the checkpoint's moments under this run's own hyperparameters
+            own_groups = optimizer.state_dict()["param_groups"]
+            optimizer.load_state_dict({"state": optimizer_state, "param_groups": own_groups})
         self.model = model
         return model, optimizer, first_epoch, past
 

@@ -54,6 +54,10 @@ def main() -> None:
         if is_final(event):
             break
     trainer.join()
+    channel.close()
+    # `obey` may still block reading stdin; an interpreter shutting down around that read aborts with
+    # "could not acquire lock for <stdin>". Every event is written, the checkpoint saved: leave now.
+    os._exit(0)
 
 
 if __name__ == "__main__":
