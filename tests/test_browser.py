@@ -287,11 +287,15 @@ def test_the_runs_view_compares_two_runs_and_hands_out_a_film(page):
     expect(row.locator("td").first).to_have_text("4")  # newest first
     expect(row.locator("td").nth(1)).to_have_text("1")
     assert page.locator("#runs-gallery img").count() >= 2
-    page.locator("#runs-plot canvas, #runs-plot svg").first.wait_for(timeout=20_000)
+    runs = table.locator("thead th").count() - 1
+    chart = page.locator("#runs-plot svg.runs-chart")
+    expect(chart.locator("g.run polyline")).to_have_count(runs)  # one line a run, every run drawn
+    expect(chart).to_contain_text("β 4")  # the legend names what sets the runs apart
     page.get_by_role("radio", name="KL (test)").check()
-    page.wait_for_timeout(1500)
+    expect(chart).to_contain_text("KL (test) (nats per image)", timeout=10_000)
+    expect(chart.locator("g.run polyline")).to_have_count(runs)
     page.get_by_role("radio", name="test loss").check()
-    page.wait_for_timeout(1500)
+    expect(chart).to_contain_text("test loss (nats per image)", timeout=10_000)
     page.screenshot(path=ARTIFACTS / "runs.png", full_page=True)
     page.locator("#runs-film").click()
     expect(page.locator("#runs-download")).to_contain_text(".gif", timeout=20_000)

@@ -56,8 +56,12 @@ def test_a_downloaded_run_comes_back_in_a_fresh_session_samples_the_same_and_tra
 
     status, progress = fresh.predict(run=run, epochs=1, api_name="/continue_run")[:2]
     assert status.startswith("✅ Done") and "3/3 epochs done" in progress
-    continued = fresh.predict(api_name="/runs")[4]["value"]
+    note, chart, table, gallery, picker = fresh.predict(curve="KL (test)", api_name="/runs")
+    continued = picker["value"]
     assert continued != run  # a new run: the brought-back one stays as it was
+    assert note.startswith("2 run(s)") and chart.count("<polyline") == 2 and "KL (test)" in chart
+    assert table.count("<th>epochs trained</th><td>3</td><td>2</td>") == 1  # newest first, and it differs
+    assert len(gallery) == 1  # only the continued run was trained here and has a final grid
     with zipfile.ZipFile(fresh.predict(run=continued, api_name="/run_checkpoint")) as archive:
         config = json.loads(archive.read("config.json"))
         assert {"optimizer.safetensors", "README.md"} <= set(archive.namelist())

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-
-import pandas as pd
 
 from vae_core.checkpoint import CONFIG
 
@@ -32,6 +31,9 @@ SETTINGS = (
 RESULTS = (("test loss", ("metrics", "test_loss")), ("recon (test)", ("metrics", "recon")),
            ("KL (test)", ("metrics", "kl")))
 LEGEND_SETTINGS = 2  # a run's legend names at most this many of the settings that set it apart
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+CHART_W, CHART_H = 900, 300  # the chart's drawing, before its legend rows
+MAX_DOTS = 60  # points per run drawn as dots too (a one-epoch run is a single point)
 
 
 @dataclass(frozen=True)
@@ -83,12 +85,70 @@ def legends(records: list[RunRecord]) -> list[str]:
                         f"#{r.label.rsplit('#', 1)[-1]}"]) for r in records]
 
 
-def curves(records: list[RunRecord], curve: str) -> pd.DataFrame:
-    """One series per run of the chosen curve, per epoch, in the long format gr.LinePlot takes."""
+def curves(records: list[RunRecord], curve: str) -> list[tuple[str, list[tuple[float, float]]]]:
+    """Each run's legend name and its (epoch, value) points of the chosen curve."""
     key = CURVES[curve]
-    rows = [(entry["epoch"], entry[key], name) for record, name in zip(records, legends(records), strict=True)
-            for entry in record.info.get("history", []) if entry.get(key) is not None]
-    return pd.DataFrame(rows, columns=["epoch", "nats", "run"])
+    return [(name, [(entry["epoch"], entry[key]) for entry in record.info.get("history", []) if key in entry])
+            for record, name in zip(records, legends(records), strict=True)]
+
+
+def curves_svg(series: list[tuple[str, list[tuple[float, float]]]], unit: str = "nats per image") -> str:
+    """The curves as an SVG line chart, one colour per run, drawn whole on every call.
+
+    Drawn here rather than by gr.LinePlot: that plot keeps the series names of its first data
+    (Gradio 6.31), and a run's legend name changes as other runs arrive, so later lines were
+    never drawn. A chart that is redrawn whole has no such memory, and a test can count its lines.
+    """
+    points = [p for _, pts in series for p in pts]
+    if not points:
+        return '<p class="runs-empty">No curves yet.</p>'
+    (x0, x1), (y0, y1) = _span([p[0] for p in points]), _span([p[1] for p in points], pad=0.05)
+    left, top, width, height = 60, 10, CHART_W - 70, CHART_H - 50
+
+    def at(x: float, y: float) -> str:
+        return f"{left + (x - x0) / (x1 - x0) * width:.1f},{top + (y1 - y) / (y1 - y0) * height:.1f}"
+
+    parts = [f'<svg class="runs-chart" viewBox="0 0 {CHART_W} {CHART_H + 22 * len(series)}" '
+             f'xmlns="http://www.w3.org/2000/svg" role="img">']
+    for value in _ticks(y0, y1):
+        parts.append(f'<line class="grid" x1="{left}" x2="{left + width}" y1="{at(x0, value).split(",")[1]}" '
+                     f'y2="{at(x0, value).split(",")[1]}"/><text class="tick" x="{left - 6}" '
+                     f'y="{at(x0, value).split(",")[1]}" text-anchor="end" dy="4">{value:g}</text>')
+    for value in _ticks(x0, x1, whole=True):
+        x = at(value, y0).split(",")[0]
+        parts.append(f'<text class="tick" x="{x}" y="{top + height + 16}" text-anchor="middle">{value:g}</text>')
+    parts.append(f'<text class="axis" x="{left + width / 2}" y="{top + height + 34}" text-anchor="middle">epoch</text>'
+                 f'<text class="axis" transform="rotate(-90)" x="{-(top + height / 2)}" y="14" '
+                 f'text-anchor="middle">{unit}</text>')
+    for i, (name, pts) in enumerate(series):
+        color, label = PALETTE[i % len(PALETTE)], html.escape(name)
+        path = " ".join(at(x, y) for x, y in pts)
+        dots = "".join(f'<circle cx="{at(x, y).split(",")[0]}" cy="{at(x, y).split(",")[1]}" r="3"/>'
+                       for x, y in pts) if len(pts) <= MAX_DOTS else ""
+        parts.append(f'<g class="run" fill="{color}" stroke="{color}"><title>{label}</title>'
+                     f'<polyline fill="none" stroke-width="2" points="{path}"/>{dots}</g>')
+        y = CHART_H + 22 * i + 6
+        parts.append(f'<line x1="{left}" x2="{left + 24}" y1="{y}" y2="{y}" stroke="{color}" stroke-width="3"/>'
+                     f'<text class="legend" x="{left + 32}" y="{y + 4}">{label}</text>')
+    return "".join(parts) + "</svg>"
+
+
+def _span(values: list[float], pad: float = 0.0) -> tuple[float, float]:
+    lo, hi = min(values), max(values)
+    if hi - lo < 1e-9:  # one epoch, or a flat curve: a unit-wide axis around it
+        return lo - 0.5, hi + 0.5
+    return lo - pad * (hi - lo), hi + pad * (hi - lo)
+
+
+def _ticks(lo: float, hi: float, whole: bool = False, count: int = 5) -> list[float]:
+    """About `count` round values in [lo, hi] (1, 2 or 5 times a power of ten apart; whole ones for epochs)."""
+    raw = (hi - lo) / count
+    step = 10 ** math.floor(math.log10(raw))
+    step = next(m * step for m in (1, 2, 5, 10) if m * step >= raw)
+    if whole:
+        step = max(1, round(step))
+    first = math.ceil(lo / step) * step
+    return [first + i * step for i in range(int((hi - first) / step) + 1)]
 
 
 def settings_table(records: list[RunRecord]) -> str:

@@ -7,16 +7,14 @@ one the active model, or downloads its checkpoint or its training film.
 from __future__ import annotations
 
 import gradio as gr
-import pandas as pd
 
 from .. import limits
 from ..components import ModelChoice
 from ..handler import FREE, session_of, user_facing
 from ..page import Page
-from ..run_history import CURVES, FILM, GRID, curves, legends, read_runs, settings_table, zipped
+from ..run_history import CURVES, FILM, GRID, curves, curves_svg, legends, read_runs, settings_table, zipped
 from ..session import Studio
 
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 EMPTY_NOTE = "No runs yet in this session: train one in the Train tab, or bring a checkpoint back there."
 
 
@@ -39,11 +37,7 @@ class RunsTab:
         gallery = [(str(r.beside(GRID)), name) for r, name in zip(records, legends(records), strict=True)
                    if r.beside(GRID).is_file()]
         choices = [(r.caption(name), r.name) for r, name in zip(records, legends(records), strict=True)]
-        # A color per run, sent with the data: the plot's own color scale keeps the series it first saw
-        # (Gradio 6.31), so a run added later would not be drawn.
-        colors = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(legends(records))}
-        plot = gr.LinePlot(curves(records, curve), color_map=colors)
-        return (note, plot, settings_table(records), gallery,
+        return (note, curves_svg(curves(records, curve), f"{curve} (nats per image)"), settings_table(records), gallery,
                 gr.Dropdown(choices=choices, value=choices[0][1] if choices else None))
 
     @user_facing
@@ -77,8 +71,7 @@ def build(page: Page) -> None:
     with gr.Tab("Runs", id="runs", elem_id="tab-runs") as opened:
         note = gr.Markdown(EMPTY_NOTE, elem_id="runs-note")
         curve = gr.Radio(list(CURVES), value="test loss", label="Curve", elem_id="runs-curve")
-        plot = gr.LinePlot(pd.DataFrame(columns=["epoch", "nats", "run"]), x="epoch", y="nats", color="run",
-                           title="Per epoch, one line per run (nats per image)", elem_id="runs-plot", height=300)
+        plot = gr.HTML(elem_id="runs-plot", label="Per epoch, one line per run")
         table = gr.HTML(elem_id="runs-table")
         gallery = gr.Gallery(label="Final samples", columns=5, height=300, object_fit="contain",
                              elem_id="runs-gallery", interactive=False)
