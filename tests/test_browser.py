@@ -299,8 +299,13 @@ def test_the_runs_view_compares_two_runs_and_hands_out_a_film(page):
     page.screenshot(path=ARTIFACTS / "runs.png", full_page=True)
     page.locator("#runs-film").click()
     expect(page.locator("#runs-download")).to_contain_text(".gif", timeout=20_000)
+    # the β = 1 run (not the newest) made active: the header follows, and the picker stays on it
+    page.locator("#runs-pick input").first.click()
+    page.get_by_role("option", name=re.compile(r"^β 1 · ")).first.click()
     page.locator("#runs-use").click()
     expect(page.locator("#active-models")).to_contain_text("runs/", timeout=15_000)
+    page.wait_for_timeout(1500)  # the tab redraws when the session's models change
+    expect(page.locator("#runs-pick input").first).to_have_value(re.compile(r"^β 1 · "))
 
 
 def test_a_conv_models_playground_decodes_on_the_server_and_says_so(page):

@@ -61,7 +61,7 @@ def test_a_downloaded_run_comes_back_in_a_fresh_session_samples_the_same_and_tra
     assert continued != run  # a new run: the brought-back one stays as it was
     assert note.startswith("2 run(s)") and chart.count("<polyline") == 2 and "KL (test)" in chart
     assert table.count("<th>epochs trained</th><td>3</td><td>2</td>") == 1  # newest first, and it differs
-    assert len(gallery) == 1  # only the continued run was trained here and has a final grid
+    assert len(gallery) == 2  # the continued run's last epoch, and the brought-back one drawn when it came
     with zipfile.ZipFile(fresh.predict(run=continued, api_name="/run_checkpoint")) as archive:
         config = json.loads(archive.read("config.json"))
         assert {"optimizer.safetensors", "README.md"} <= set(archive.namelist())

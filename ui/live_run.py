@@ -72,7 +72,7 @@ class LiveRun:
         self.finished: dict | None = None
         self.version = 0
         self.pictures = 0
-        self.first_epoch, self.epochs = 1, 1
+        self.first_epoch, self.epochs = 1, trainer.config.epochs  # until the run's start event says (a resume)
         self.device = ""
         self.film = Film()
         self._snapshot: Snapshot | None = None

@@ -17,16 +17,18 @@ from pathlib import Path
 
 from vae_core.checkpoint import CONFIG
 
-FILM, GRID, ZIP = ".gif", ".png", ".zip"  # beside each run folder: its film, its last sample grid, its download
+# beside each run folder: its film, its last sample grid, its download, and (brought back) the zip's name
+FILM, GRID, ZIP, ORIGIN = ".gif", ".png", ".zip", ".origin"
 # the Runs tab's curve choices → the key of each history entry
-CURVES = {"test loss": "test_loss", "recon (test)": "recon", "KL (test)": "kl", "train loss": "train_loss"}
+CURVES = {"test loss": "test_loss", "recon (test)": "recon", "KL (test)": "kl",
+          "train loss (epoch mean)": "train_loss"}
 # what the settings table compares: (row label, where in config.json); settings first, then results
 SETTINGS = (
     ("model", ("model", "kind")), ("architecture", ("model", "arch")), ("hidden width", ("model", "hidden")),
     ("latent size", ("model", "latent")), ("likelihood", ("model", "likelihood")), ("β", ("model", "beta")),
     ("dataset", ("dataset",)), ("epochs trained", ("epochs_trained",)), ("batch size", ("train", "batch_size")),
-    ("learning rate", ("train", "lr")), ("KL warm-up", ("train", "kl_warmup")), ("shift", ("train", "shift")),
-    ("seed", ("train", "seed")),
+    ("learning rate", ("train", "lr")), ("KL warm-up", ("train", "kl_warmup")),
+    ("random shift (px)", ("train", "shift")), ("seed", ("train", "seed")),
 )
 RESULTS = (("test loss", ("metrics", "test_loss")), ("recon (test)", ("metrics", "recon")),
            ("KL (test)", ("metrics", "kl")))
@@ -56,10 +58,13 @@ class RunRecord:
         return f"{clock} {self.info.get('model', {}).get('kind', '?')} #{stamp[3][:4]}"
 
     def caption(self, name: str | None = None) -> str:
-        """For a list: its name (`label` if none given), epochs and test loss, e.g. `β 4 · #9f3c · 10 epochs · …`."""
+        """For a list: its name (`label` if none given), epochs and test loss, e.g. `β 4 · #9f3c · 10 epochs · …`;
+        a brought-back run says the zip it came from."""
         loss = (self.info.get("metrics") or {}).get("test_loss")
+        origin = self.beside(ORIGIN)
+        came = f" · from {origin.read_text()[:60]}" if origin.is_file() else ""
         return f"{name or self.label} · {self.info.get('epochs_trained', '?')} epochs" + \
-            (f" · test loss {loss:.2f}" if isinstance(loss, int | float) else "")
+            (f" · test loss {loss:.2f}" if isinstance(loss, int | float) else "") + came
 
     def beside(self, suffix: str) -> Path:
         return self.folder.with_suffix(suffix)
@@ -121,7 +126,8 @@ def curves_svg(series: list[tuple[str, list[tuple[float, float]]]], unit: str = 
                  f'<text class="axis" transform="rotate(-90)" x="{-(top + height / 2)}" y="14" '
                  f'text-anchor="middle">{unit}</text>')
     for i, (name, pts) in enumerate(series):
-        color, label = PALETTE[i % len(PALETTE)], html.escape(name)
+        # coloured by age (the list is newest first), so a new run never recolours the others
+        color, label = PALETTE[(len(series) - 1 - i) % len(PALETTE)], html.escape(name)
         path = " ".join(at(x, y) for x, y in pts)
         dots = "".join(f'<circle cx="{at(x, y).split(",")[0]}" cy="{at(x, y).split(",")[1]}" r="3"/>'
                        for x, y in pts) if len(pts) <= MAX_DOTS else ""
@@ -162,8 +168,10 @@ def settings_table(records: list[RunRecord]) -> str:
         differs = len(set(values)) > 1
         cells = "".join(f"<td>{html.escape(v)}</td>" for v in values)
         body.append(f'<tr class="{"differs" if differs else ""}"><th>{html.escape(label)}</th>{cells}</tr>')
-    return (f'<table class="runs-table"><thead><tr><th></th>{head}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table>')
+    return (f'<table class="runs-table"><caption>Highlighted: what differs. The test loss is recon + KL with the '
+            'KL weighed 1, whatever β a run trained with (with bernoulli or gaussian, the negative ELBO), so '
+            'runs compare fairly.'
+            f'</caption><thead><tr><th></th>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>')
 
 
 def zipped(folder: Path) -> Path:

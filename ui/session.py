@@ -36,16 +36,18 @@ from vae_core.checkpoint import (
 from vae_core.config import LIMITS, ModelConfig, TrainConfig
 from vae_core.datasets import DATASETS, ZIP_PREFIX, DataError, Dataset, ZipUpload, load_dataset
 from vae_core.explore import epoch_pictures
+from vae_core.images import png_bytes
 from vae_core.models import Model
 from vae_core.recognize import can_judge, describe, load_judge, recognized
 from vae_core.train import ProcessTrainer, process
 
 from .live_run import LiveRun
-from .run_history import FILM, GRID, ZIP
+from .run_history import FILM, GRID, ORIGIN, ZIP
 from .settings import Settings
 
 # what a continued run keeps of its checkpoint's settings (each checked by TrainConfig); the rest is the server's
 RESUMED_SETTINGS = ("batch_size", "lr", "seed", "kl_warmup", "shift", "step_every")
+TEST_PICTURES = 64  # enough test pictures for a preview grid (a completion model shows 8 of them)
 JUDGE = "digit_judge.safetensors"  # in weights/: the CNN that reads a CVAE's digits (vae_core/recognize.py)
 # role → folder in weights/; "baseline" is the completion tab's deterministic network
 PRETRAINED = {"vae": "vae-sharp", "vae2d": "vae2d", "cvae": "cvae-sharp", "scvae": "scvae",
@@ -379,6 +381,10 @@ class Studio:
         role = role_of(config)
         folder = self._new_run_dir(role)
         write_files(folder, {**{k: v for k, v in files.items() if k != CARD}, CARD: model_card(ckpt.info).encode()})
+        folder.with_suffix(ORIGIN).write_text(filename)
+        # its final grid, as a run trained here has one, for the Runs tab
+        x, labels = data.tensors("test", limit=TEST_PICTURES)
+        folder.with_suffix(GRID).write_bytes(png_bytes(epoch_pictures(ckpt.model, x, labels)["grid"]))
         self._bound_disk(session, folder)
         active = self._judged(as_active(ckpt, f"runs/{folder.name}"))
         self.sessions.set(session, role, active, trained=True)
@@ -392,7 +398,7 @@ class Studio:
         doomed |= {folder for _, folder in self._on_disk[: -self.settings.runs_kept]}
         for folder in doomed:
             shutil.rmtree(folder, ignore_errors=True)
-            for suffix in (ZIP, FILM, GRID):
+            for suffix in (ZIP, FILM, GRID, ORIGIN):
                 folder.with_suffix(suffix).unlink(missing_ok=True)
         self._on_disk = [(owner, folder) for owner, folder in self._on_disk if folder not in doomed]
 

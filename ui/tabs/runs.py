@@ -22,11 +22,12 @@ class RunsTab:
     def __init__(self, studio: Studio):
         self.studio = studio
 
-    def view(self, curve: str = "test loss", request: gr.Request = None):
+    def view(self, curve: str = "test loss", run: str | None = None, request: gr.Request = None):
         """This session's runs, newest first: the chosen curve of each overlaid, their settings and final samples.
 
         Args:
-            curve: test loss, recon (test), KL (test) or train loss, per epoch.
+            curve: test loss, recon (test), KL (test) or train loss (epoch mean), per epoch.
+            run: the run picked (`runs/…`), kept picked if it is still there; else the newest.
         """
         limits.check_choice("curve", curve, tuple(CURVES))
         records = read_runs(self.studio.runs(session_of(request)))
@@ -37,15 +38,19 @@ class RunsTab:
         gallery = [(str(r.beside(GRID)), name) for r, name in zip(records, legends(records), strict=True)
                    if r.beside(GRID).is_file()]
         choices = [(r.caption(name), r.name) for r, name in zip(records, legends(records), strict=True)]
+        names = [name for _, name in choices]
+        picked = run if run in names else (names[0] if names else None)
         return (note, curves_svg(curves(records, curve), f"{curve} (nats per image)"), settings_table(records), gallery,
-                gr.Dropdown(choices=choices, value=choices[0][1] if choices else None))
+                gr.Dropdown(choices=choices, value=picked))
 
     @user_facing
     def make_active(self, run: str, request: gr.Request = None) -> str:
         """Make one of this session's runs (`runs/…`) the active model of its kind in every tab."""
         session = session_of(request)
         folder = self.studio.own_run(session, run)
-        self.studio.choose(session, folder.name.split("-")[2], run)
+        role = folder.name.split("-")[2]
+        self.studio.choose(session, role, run)
+        gr.Info(f"{run} is now the active {role.upper()} in every tab.")
         return self.studio.describe(session)
 
     @user_facing
@@ -81,7 +86,8 @@ def build(page: Page) -> None:
             get_checkpoint = gr.Button("Download checkpoint", elem_id="runs-checkpoint", scale=1)
             get_film = gr.Button("Download film (GIF)", elem_id="runs-film", scale=1)
         download = gr.File(label="Download", interactive=False, elem_id="runs-download", height=100)
-    gr.on(page.live(opened, curve), tab.view, curve, [note, plot, table, gallery, run], api_name="runs", **FREE)
+    gr.on(page.live(opened, curve), tab.view, [curve, run], [note, plot, table, gallery, run], api_name="runs",
+          **FREE)
     use.click(tab.make_active, run, page.models, api_name="make_active", **FREE)
     get_checkpoint.click(tab.checkpoint, run, download, api_name="run_checkpoint", **FREE)
     get_film.click(tab.film, run, download, api_name="run_film", **FREE)

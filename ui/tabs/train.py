@@ -19,8 +19,8 @@ from ..components import ModelChoice, grid_image
 from ..handler import FREE, Refusal, not_an_agent_tool, session_of, uploaded, user_facing
 from ..live_run import LOSS_SERIES, PART_SERIES, LiveRun, Snapshot, plot_frame
 from ..page import Page
-from ..run_history import read_runs
-from ..session import Studio
+from ..run_history import legends, read_runs
+from ..session import Studio, role_of
 
 TRAINABLE = ("vae", "cvae")  # the app trains these; the completion models come from weights/
 UPLOAD = "upload"
@@ -77,7 +77,10 @@ class TrainTab:
             raise Refusal("Upload a checkpoint's .zip first")
         path = uploaded(zip_file)
         session = session_of(request)
-        active = self.studio.bring_back(session, path, filename=path.replace("\\", "/").rsplit("/", 1)[-1])
+        filename = path.replace("\\", "/").rsplit("/", 1)[-1]
+        active = self.studio.bring_back(session, path, filename=filename)
+        gr.Info(f"{filename} is back: it is now the active {role_of(active.model.config).upper()} in every tab, "
+                "and below, the run to continue. The Runs tab compares it with your other runs.")
         # the run list follows from the models' change (refresh_runs), which also puts this run first
         return self.studio.describe(session), active.source
 
@@ -87,7 +90,9 @@ class TrainTab:
         return gr.Dropdown(choices=choices, value=choices[0][1] if choices else None)
 
     def run_choices(self, session: str) -> list[tuple[str, str]]:
-        return [(record.caption(), record.name) for record in read_runs(self.studio.runs(session))]
+        """Named as the Runs tab names them: by what sets each run apart."""
+        records = read_runs(self.studio.runs(session))
+        return [(record.caption(name), record.name) for record, name in zip(records, legends(records), strict=True)]
 
     def _stream(self, run: LiveRun, started: bool):
         """A started run's updates, about once a second, until it ends."""
