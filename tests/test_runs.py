@@ -54,8 +54,10 @@ def test_a_downloaded_run_comes_back_in_a_fresh_session_samples_the_same_and_tra
     assert run.startswith("runs/") and "latent 3" in models and "2 epochs" in models
     assert np.array_equal(pixels(fresh.predict(n=16, seed=3, api_name="/sample")), original)
 
-    status, progress = fresh.predict(run=run, epochs=1, api_name="/continue_run")[:2]
+    status, progress, loss = fresh.predict(run=run, epochs=1, api_name="/continue_run")[:3]
     assert status.startswith("✅ Done") and "3/3 epochs done" in progress
+    tested = sorted(row[0] for row in loss["data"] if row[2] == "test loss" and row[1] is not None)
+    assert tested == [1.0, 2.0, 3.0]  # the live curves start with the checkpoint's epochs
     note, chart, table, gallery, picker = fresh.predict(curve="KL (test)", api_name="/runs")
     continued = picker["value"]
     assert continued != run  # a new run: the brought-back one stays as it was

@@ -54,13 +54,19 @@ class LiveRun:
     """
 
     def __init__(self, trainer: ProcessTrainer, kind: str, run_dir: Path, owner: str,
-                 on_finish: Callable[[LiveRun], Any]):
+                 on_finish: Callable[[LiveRun], Any], past: list[dict] = ()):
+        """`past`: the per-epoch history of the checkpoint a continued run resumes, drawn before its new epochs."""
         self.trainer, self.kind, self.run_dir, self.owner = trainer, kind, run_dir, owner
         self.on_finish = on_finish
         self.result: Any = None
         self.started = time.monotonic()
         self.loss_rows: list = []
         self.part_rows: list = []
+        for entry in past:  # each past epoch's training figures as one point (its mean) at the epoch's end
+            self._add_epoch(entry)
+            x = float(entry["epoch"])
+            self.loss_rows.append((x, entry.get("train_loss"), "train loss"))
+            self.part_rows += [(x, entry.get("train_recon"), "recon (train)"), (x, entry.get("train_kl"), "KL (train)")]
         self.grid: np.ndarray | None = None
         self.reconstructions: np.ndarray | None = None
         self.note = ""
@@ -156,15 +162,19 @@ class LiveRun:
             self.part_rows += [(x, event["recon"], "recon (train)"), (x, event["kl"], "KL (train)")]
             self.fraction = (x - self.first_epoch + 1) / (self.epochs - self.first_epoch + 1)
         elif kind == "epoch":
-            x = float(event["epoch"])
-            self.loss_rows.append((x, event["test_loss"], "test loss"))
-            self.part_rows += [(x, event["recon"], "recon (test)"), (x, event["kl"], "KL (test)")]
+            self._add_epoch(event)
             self.grid, self.reconstructions = event["grid"], event["reconstructions"]
             self.film.add(event["epoch"], event["test_loss"], event["grid"])
             self.pictures += 1
             self.speed = event["samples_per_s"]
             self.status = f"Epoch {event['epoch']}/{event['epochs']}: test loss {event['test_loss']:.2f} " \
                           f"(recon {event['recon']:.2f} + KL {event['kl']:.2f}) nats per image"
+
+    def _add_epoch(self, entry: dict) -> None:
+        """An epoch's test figures on the curves (its training figures arrive step by step)."""
+        x = float(entry["epoch"])
+        self.loss_rows.append((x, entry["test_loss"], "test loss"))
+        self.part_rows += [(x, entry["recon"], "recon (test)"), (x, entry["kl"], "KL (test)")]
 
     def _final_texts(self, event: dict) -> tuple[str, str]:
         """How the run ended, for the session that started it and for everyone else."""

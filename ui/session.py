@@ -307,10 +307,11 @@ class Studio:
 
     # -- the run ----------------------------------------------------------------------------
     def start_run(self, session: str, model: ModelConfig, train: TrainConfig,
-                  upload: ZipUpload | None = None) -> tuple[LiveRun, bool]:
+                  upload: ZipUpload | None = None, past: list[dict] = ()) -> tuple[LiveRun, bool]:
         """Start a run unless one is going; either way return the run to watch and whether it is new.
 
         `upload` is a surveyed zip, read by the run itself; the trainer loads any other dataset.
+        `past` is a continued run's history, which its curves start with.
         """
         with self._lock:
             if self.run is not None and self.run.running:
@@ -319,7 +320,7 @@ class Studio:
             # in a process of its own: see vae_core/train/process.py for why
             trainer = ProcessTrainer(model, replace(train, out=str(run_dir)), upload,
                                      on_epoch=functools.partial(epoch_pictures, seed=train.seed))
-            self.run = LiveRun(trainer, role_of(model), run_dir, session, self._finished)
+            self.run = LiveRun(trainer, role_of(model), run_dir, session, self._finished, past)
             self._bound_disk(session, run_dir)
             self.run.start()
             return self.run, True
@@ -350,7 +351,7 @@ class Studio:
         train = TrainConfig(**kept, dataset=dataset, epochs=total, resume=str(self.own_run(session, source)),
                             device=self.settings.train_device,
                             image_size=tuple(past["image_size"]) if past.get("image_size") else None)
-        return self.start_run(session, ckpt.model.config, train, upload)
+        return self.start_run(session, ckpt.model.config, train, upload, ckpt.info.get("history", []))
 
     def bring_back(self, session: str, zip_path: str, filename: str) -> ActiveModel:
         """A checkpoint zip someone uploaded: checked whole, kept as one of this session's runs, and made active.
