@@ -124,7 +124,7 @@ class LiveRun:
         """The run's film and last sample grid, beside its folder, for the Runs tab."""
         if self.film.frames:
             self.run_dir.with_suffix(FILM).write_bytes(self.film.gif())
-            self.run_dir.with_suffix(GRID).write_bytes(png_bytes(self.film.frames[-1][2]))
+            self.run_dir.with_suffix(GRID).write_bytes(png_bytes(self.grid))
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._ended.wait(timeout)

@@ -57,13 +57,13 @@ class RunRecord:
         clock = ":".join(stamp[1][i:i + 2] for i in (0, 2, 4))
         return f"{clock} {self.info.get('model', {}).get('kind', '?')} #{stamp[3][:4]}"
 
-    def caption(self, name: str | None = None) -> str:
-        """For a list: its name (`label` if none given), epochs and test loss, e.g. `β 4 · #9f3c · 10 epochs · …`;
+    def caption(self, name: str) -> str:
+        """For a list: its legend name, epochs and test loss, e.g. `β 4 · #9f3c · 10 epochs · …`;
         a brought-back run says the zip it came from."""
         loss = (self.info.get("metrics") or {}).get("test_loss")
         origin = self.beside(ORIGIN)
         came = f" · from {origin.read_text()[:60]}" if origin.is_file() else ""
-        return f"{name or self.label} · {self.info.get('epochs_trained', '?')} epochs" + \
+        return f"{name} · {self.info.get('epochs_trained', '?')} epochs" + \
             (f" · test loss {loss:.2f}" if isinstance(loss, int | float) else "") + came
 
     def beside(self, suffix: str) -> Path:
@@ -88,6 +88,16 @@ def legends(records: list[RunRecord]) -> list[str]:
         return [r.label for r in records]
     return [" · ".join([*(f"{label} {_shown(_at(r.info, where))}" for label, where in differing),
                         f"#{r.label.rsplit('#', 1)[-1]}"]) for r in records]
+
+
+def run_choices(records: list[RunRecord]) -> list[tuple[str, str]]:
+    """(caption, `runs/…` name) for a picker: named as the legends name them, by what sets each run apart."""
+    return [(record.caption(name), record.name) for record, name in zip(records, legends(records), strict=True)]
+
+
+def role_of_run(folder: Path) -> str:
+    """The role of a run's model, from its folder's name (`<date>-<time>-<role>-<id>`, `Studio._new_run_dir`)."""
+    return folder.name.split("-")[2]
 
 
 def curves(records: list[RunRecord], curve: str) -> list[tuple[str, list[tuple[float, float]]]]:

@@ -42,7 +42,7 @@ from vae_core.recognize import can_judge, describe, load_judge, recognized
 from vae_core.train import ProcessTrainer, process
 
 from .live_run import LiveRun
-from .run_history import FILM, GRID, ORIGIN, ZIP
+from .run_history import FILM, GRID, ORIGIN, ZIP, role_of_run
 from .settings import Settings
 
 # what a continued run keeps of its checkpoint's settings (each checked by TrainConfig); the rest is the server's
@@ -222,7 +222,7 @@ class Studio:
     def choices(self, session: str, role: str) -> list[str]:
         """What this session may pick for `role`: the shipped checkpoints, then its own runs still on disk."""
         return [*self.shipped[role], *(f"runs/{folder.name}" for folder in self.runs(session)
-                                       if folder.name.split("-")[2] == role)]
+                                       if role_of_run(folder) == role)]
 
     def runs(self, session: str) -> list[Path]:
         """This session's run folders that hold a checkpoint, newest first (the disk bound keeps a few)."""
@@ -335,7 +335,8 @@ class Studio:
         The run resumes with its optimizer state where the checkpoint has one, into a new run
         folder, so the original stays as it was; its epoch count continues.
         """
-        ckpt = load_checkpoint(self.own_run(session, source))
+        folder = self.own_run(session, source)
+        ckpt = load_checkpoint(folder)
         total = int(ckpt.info.get("epochs_trained", 0)) + epochs
         if total > LIMITS["epochs"].hi:
             raise DataError(f"that would make {total:,} epochs, over the limit of {LIMITS['epochs'].hi:,.0f}")
@@ -348,7 +349,7 @@ class Studio:
         past = ckpt.info.get("train", {})
         # the run's own choices, each checked by TrainConfig; the data is the checked dataset, never a path
         kept = {key: past[key] for key in RESUMED_SETTINGS if key in past}
-        train = TrainConfig(**kept, dataset=dataset, epochs=total, resume=str(self.own_run(session, source)),
+        train = TrainConfig(**kept, dataset=dataset, epochs=total, resume=str(folder),
                             device=self.settings.train_device,
                             image_size=tuple(past["image_size"]) if past.get("image_size") else None)
         return self.start_run(session, ckpt.model.config, train, upload, ckpt.info.get("history", []))

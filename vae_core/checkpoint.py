@@ -127,13 +127,18 @@ def load_checkpoint(
 ) -> Checkpoint:
     """Rebuild the model from config.json alone and fill it from model.safetensors, after checking both."""
     path = Path(path)
+    return checkpoint_from_files(read_folder(path), path.name, device, with_optimizer, path=path)
+
+
+def read_folder(path: Path) -> dict[str, bytes]:
+    """The checkpoint files a folder holds, by name (a file given instead is refused unopened, a pickle by name)."""
     _recover_interrupted_swap(path)
     if path.is_file():
-        raise CheckpointError(_file_refusal(path.name, path.read_bytes()[:4]))
+        with open(path, "rb") as f:
+            raise CheckpointError(_file_refusal(path.name, f.read(4)))
     if not path.is_dir():
         raise CheckpointError(f"no checkpoint folder at {path.name!r}")
-    files = {name: (path / name).read_bytes() for name in (CONFIG, MODEL, OPTIMIZER) if (path / name).is_file()}
-    return checkpoint_from_files(files, path.name, device, with_optimizer, path=path)
+    return {name: (path / name).read_bytes() for name in CHECKPOINT_FILES if (path / name).is_file()}
 
 
 def read_checkpoint_zip(zip_path: str, name: str) -> dict[str, bytes]:

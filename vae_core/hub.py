@@ -12,7 +12,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from .card import model_card
-from .checkpoint import CARD, CHECKPOINT_FILES, load_checkpoint
+from .checkpoint import CARD, checkpoint_from_files, read_folder
 from .network import reachable
 
 
@@ -27,14 +27,14 @@ def push(folder: str | os.PathLike, repo: str, private: bool = False, token: str
     from huggingface_hub.errors import HfHubHTTPError
 
     folder = Path(folder)
-    checkpoint = load_checkpoint(folder)  # nothing unchecked is published
+    files = read_folder(folder)
+    checkpoint = checkpoint_from_files(files, folder.name, path=folder)  # nothing unchecked is published
     token = token or huggingface_hub.get_token()
     if not token:
         raise HubError("no Hugging Face token: set HF_TOKEN or run `hf auth login`, then push again")
     endpoint = urlparse(constants.ENDPOINT)
     if not reachable(endpoint.hostname or "", timeout=5.0, port=endpoint.port or 443):
         raise HubError(f"cannot reach {endpoint.hostname} (no network?); nothing was published")
-    files = {name: (folder / name).read_bytes() for name in CHECKPOINT_FILES if (folder / name).is_file()}
     files.setdefault(CARD, model_card({**checkpoint.info, "model": checkpoint.model.config.to_dict()}).encode())
     api = HfApi(token=token)
     try:

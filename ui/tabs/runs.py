@@ -12,7 +12,19 @@ from .. import limits
 from ..components import ModelChoice
 from ..handler import FREE, session_of, user_facing
 from ..page import Page
-from ..run_history import CURVES, FILM, GRID, curves, curves_svg, legends, read_runs, settings_table, zipped
+from ..run_history import (
+    CURVES,
+    FILM,
+    GRID,
+    curves,
+    curves_svg,
+    legends,
+    read_runs,
+    role_of_run,
+    run_choices,
+    settings_table,
+    zipped,
+)
 from ..session import Studio
 
 EMPTY_NOTE = "No runs yet in this session: train one in the Train tab, or bring a checkpoint back there."
@@ -37,7 +49,7 @@ class RunsTab:
                 "download a run to keep it." if records else EMPTY_NOTE)
         gallery = [(str(r.beside(GRID)), name) for r, name in zip(records, legends(records), strict=True)
                    if r.beside(GRID).is_file()]
-        choices = [(r.caption(name), r.name) for r, name in zip(records, legends(records), strict=True)]
+        choices = run_choices(records)
         names = [name for _, name in choices]
         picked = run if run in names else (names[0] if names else None)
         return (note, curves_svg(curves(records, curve), f"{curve} (nats per image)"), settings_table(records), gallery,
@@ -48,7 +60,7 @@ class RunsTab:
         """Make one of this session's runs (`runs/…`) the active model of its kind in every tab."""
         session = session_of(request)
         folder = self.studio.own_run(session, run)
-        role = folder.name.split("-")[2]
+        role = role_of_run(folder)
         self.studio.choose(session, role, run)
         gr.Info(f"{run} is now the active {role.upper()} in every tab.")
         return self.studio.describe(session)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import replace
+from pathlib import Path
 
 import gradio as gr
 
@@ -19,7 +20,7 @@ from ..components import ModelChoice, grid_image
 from ..handler import FREE, Refusal, not_an_agent_tool, session_of, uploaded, user_facing
 from ..live_run import LOSS_SERIES, PART_SERIES, LiveRun, Snapshot, plot_frame
 from ..page import Page
-from ..run_history import legends, read_runs
+from ..run_history import read_runs, run_choices
 from ..session import Studio, role_of
 
 TRAINABLE = ("vae", "cvae")  # the app trains these; the completion models come from weights/
@@ -77,7 +78,7 @@ class TrainTab:
             raise Refusal("Upload a checkpoint's .zip first")
         path = uploaded(zip_file)
         session = session_of(request)
-        filename = path.replace("\\", "/").rsplit("/", 1)[-1]
+        filename = Path(path).name
         active = self.studio.bring_back(session, path, filename=filename)
         gr.Info(f"{filename} is back: it is now the active {role_of(active.model.config).upper()} in every tab, "
                 "and below, the run to continue. The Runs tab compares it with your other runs.")
@@ -90,9 +91,7 @@ class TrainTab:
         return gr.Dropdown(choices=choices, value=choices[0][1] if choices else None)
 
     def run_choices(self, session: str) -> list[tuple[str, str]]:
-        """Named as the Runs tab names them: by what sets each run apart."""
-        records = read_runs(self.studio.runs(session))
-        return [(record.caption(name), record.name) for record, name in zip(records, legends(records), strict=True)]
+        return run_choices(read_runs(self.studio.runs(session)))
 
     def _stream(self, run: LiveRun, started: bool):
         """A started run's updates, about once a second, until it ends."""
@@ -144,7 +143,7 @@ class TrainTab:
         if not zip_file:
             raise Refusal("Upload a .zip of pictures first (or pick another dataset)")
         path = uploaded(zip_file)
-        upload, classes = self.studio.upload(path, size, filename=path.replace("\\", "/").rsplit("/", 1)[-1])
+        upload, classes = self.studio.upload(path, size, filename=Path(path).name)
         if kind == "cvae" and classes < 2:
             raise Refusal("These pictures have no class subfolders, so only the VAE can train on them: choose "
                            "Model vae, or put each class in its own subfolder of the zip.")
