@@ -9,7 +9,8 @@ other (or anything with torch) would be slowed by the OpenMP thread team that wo
 leaves behind. The two alternate `--repeats` times and medians are compared (this
 2-core machine varies ±15 % from run to run). The machine's own matmul throughput, at
 the model's largest layer, is measured the same way, so that the images/s can be read
-as a fraction of what the hardware can do. Prints one JSON line.
+as a fraction of what the hardware can do; so is the time of the step's matrix products
+alone, a ceiling for any loop that trains this model here. Prints one JSON line.
 
     python bench/train_speed.py [--device cpu|cuda] [--compile] [--data-root /usr/share/datasets/fashion-mnist]
 """
@@ -142,6 +143,38 @@ def matmul_gflops(device: torch.device) -> float:
     return in_passing_thread(best)
 
 
+def step_gemms_per_s(device: torch.device) -> float:
+    """Images/s if a step were nothing but its matrix products: every forward, weight-gradient and
+    input-gradient product of the model at batch 128 (bias added as training's `addmm` does), timed
+    alone, back to back, in a thread like training's. No training loop can beat it on this machine."""
+    gemms = []
+    for i, (fan_in, fan_out) in enumerate(LAYERS):
+        x, w, b = torch.randn(128, fan_in, device=device), torch.randn(fan_out, fan_in, device=device), \
+            torch.randn(fan_out, device=device)
+        grad = torch.randn(128, fan_out, device=device)
+        gemms += [lambda x=x, w=w, b=b: torch.addmm(b, x, w.t()), lambda x=x, g=grad: g.t() @ x]
+        if i:  # the data needs no gradient
+            gemms.append(lambda w=w, g=grad: g @ w)
+    reps = 100 if device.type == "cpu" else 2000
+
+    def best() -> float:
+        for _ in range(10):
+            for gemm in gemms:
+                gemm()
+        times = []
+        for _ in range(5):
+            _sync(device)
+            start = time.perf_counter()
+            for _ in range(reps):
+                for gemm in gemms:
+                    gemm()
+            _sync(device)
+            times.append(time.perf_counter() - start)
+        return 128 * reps / min(times)
+
+    return in_passing_thread(best)
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -151,7 +184,7 @@ def contender(args: argparse.Namespace) -> dict:
     """One measurement in this (fresh) process."""
     device = torch.device(args.device)
     if args.contender == "peak":
-        return {"gflops": matmul_gflops(device)}
+        return {"gflops": matmul_gflops(device), "gemm_bound": step_gemms_per_s(device)}
     if args.contender == "example":
         with tempfile.TemporaryDirectory() as tmp:
             return run_example(torchvision_root(Path(args.data_root), Path(tmp)), device, args.seed)
@@ -197,7 +230,9 @@ def main() -> None:
     for _ in range(args.repeats):
         for name in names:
             runs[name].append(fresh(args, name))
-    peak = max(fresh(args, "peak")["gflops"] for _ in range(2))
+    peaks = [fresh(args, "peak") for _ in range(2)]
+    peak = max(p["gflops"] for p in peaks)
+    gemm_bound = max(p["gemm_bound"] for p in peaks)
     median = {name: {key: statistics.median(r[key] for r in rs) for key in ("images_per_s", "test_loss")}
               for name, rs in runs.items()}
     example, ours = median["example"], median["vae_core"]
@@ -214,6 +249,10 @@ def main() -> None:
         "vae_core_gflops": round(ours["images_per_s"] * 2 * MACS_PER_IMAGE / 1e9, 1),
         "vae_core_fraction_of_peak": round(ours["images_per_s"] * 2 * MACS_PER_IMAGE / 1e9 / peak, 3),
         "peak_images_per_s": round(peak * 1e9 / (2 * MACS_PER_IMAGE)),
+        # the step's own matrix products alone, and how much of that bound the issue's 4x would need
+        "gemm_bound_images_per_s": round(gemm_bound),
+        "vae_core_fraction_of_gemm_bound": round(ours["images_per_s"] / gemm_bound, 3),
+        "four_x_fraction_of_gemm_bound": round(4 * example["images_per_s"] / gemm_bound, 3),
         "example_runs": [round(r["images_per_s"]) for r in runs["example"]],
         "vae_core_runs": [round(r["images_per_s"]) for r in runs["vae_core"]],
     }

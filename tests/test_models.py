@@ -78,6 +78,25 @@ def test_bernoulli_and_gaussian_terms_match_their_distributions():
         torch.testing.assert_close(reconstruction_loss("gaussian", logits, x, log_sigma), expected)
 
 
+@pytest.mark.parametrize("scale", [1.0, 30.0, 200.0])
+def test_fast_bernoulli_term_matches_torchs_bce_in_value_and_gradient(scale):
+    """The hand-written Bernoulli NLL (losses.bernoulli_nll) against PyTorch's stable BCE, in
+    float64 so that a wrong term shows, at logits far enough out to overflow a naive exp."""
+    torch.manual_seed(4)
+    logits = (torch.randn(5, 1, 6, 6, dtype=torch.float64) * scale).requires_grad_()
+    x = torch.rand(5, 1, 6, 6, dtype=torch.float64).requires_grad_()
+    weights = torch.rand(5, dtype=torch.float64)  # a different upstream gradient per image
+    ours = reconstruction_loss("bernoulli", logits, x)
+    torchs = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum((1, 2, 3))
+    torch.testing.assert_close(ours, torchs)
+    for a, b in zip(torch.autograd.grad((ours * weights).sum(), (logits, x)),
+                    torch.autograd.grad((torchs * weights).sum(), (logits, x)), strict=True):
+        torch.testing.assert_close(a, b)
+    assert torch.autograd.gradcheck(lambda lg, t: reconstruction_loss("bernoulli", lg, t),
+                                     (logits[:2, :, :2].detach().clone().requires_grad_(),
+                                      x[:2, :, :2].detach().clone().requires_grad_()))
+
+
 def test_gaussian_likelihood_learns_its_variance_parameter():
     model = build_model(ModelConfig(likelihood="gaussian", gaussian_variance="pixel"))
     assert model.log_sigma_x.shape == (1, 28, 28)

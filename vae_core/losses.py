@@ -39,6 +39,8 @@ def gaussian_kl_per_dim(
     prior_log_std: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The KL of each latent dimension: which dimensions carry information (KL ≫ 0) and which are unused."""
+    if prior_mu is None and prior_log_std is None:  # N(0, I): the same terms, in half the ops of a step
+        return 0.5 * (torch.exp(2 * log_std) + mu * mu - 1) - log_std
     if prior_mu is None:
         prior_mu = torch.zeros_like(mu)
     if prior_log_std is None:
@@ -63,7 +65,7 @@ def reconstruction_loss(
     """
     dims = tuple(range(1, x.dim()))
     if likelihood == "bernoulli":
-        return F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dims)
+        return bernoulli_nll(logits, x).sum(dims)
     mean = torch.sigmoid(logits)
     if likelihood == "mse":
         return F.mse_loss(mean, x, reduction="none").sum(dims)
@@ -73,6 +75,42 @@ def reconstruction_loss(
         nll = 0.5 * ((x - mean) * torch.exp(-log_sigma_x)) ** 2 + log_sigma_x + 0.5 * math.log(2 * math.pi)
         return nll.sum(dims)
     raise ValueError(f"unknown likelihood {likelihood!r}; choose one of {', '.join(LIKELIHOODS)}")
+
+
+class _BernoulliNLL(torch.autograd.Function):
+    """softplus(l) − x·l per pixel, with its gradient sigmoid(l) − x.
+
+    The numbers of `F.binary_cross_entropy_with_logits(..., reduction="none")`, written with
+    `log(1 + e^{−|l|})`: PyTorch's CPU `log1p` (which softplus and log-sigmoid use) is not
+    vectorised and took 445 µs for a 128×784 batch against 86 µs for `log`, so the loss was
+    a tenth of a training step. Where e^{−|l|} is below float precision, `log(1 + e)` drops a
+    term under 1e-7 nats; the gradient is exact.
+    """
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        nll = logits.abs().neg_().exp_().add_(1).log_()
+        nll += logits.clamp_min(0)
+        nll.addcmul_(x, logits, value=-1)
+        ctx.save_for_backward(logits, x)
+        return nll
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        logits, x = ctx.saved_tensors
+        grad_x = -logits * grad if ctx.needs_input_grad[1] else None
+        return torch.sigmoid(logits).sub_(x).mul_(grad), grad_x
+
+
+def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """−log Bernoulli(x; sigmoid(logits)) per pixel (x may be grey, in [0, 1]).
+
+    Only the CPU takes the hand-written form: on a GPU, where a small model's step is bound
+    by kernel launches, PyTorch's own loss launches fewer kernels.
+    """
+    if logits.device.type != "cpu":
+        return F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+    return _BernoulliNLL.apply(logits, x)
 
 
 def log_likelihood_offset(likelihood: str, n_pixels: int) -> float:

@@ -25,11 +25,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
-from ..losses import gaussian_kl, importance_sampled_nll
+from ..losses import bernoulli_nll, gaussian_kl, importance_sampled_nll
 from ..nets import build_decoder, build_encoder, reparameterize
 from .base import Model, in_chunks
 
@@ -124,7 +123,7 @@ class StructuredCVAE(nn.Module):
     # -- objectives --------------------------------------------------------------------------
     def _hidden_bce(self, logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """−log p(y|x, z) per image: Bernoulli over the hidden pixels only."""
-        return (F.binary_cross_entropy_with_logits(logits, y, reduction="none") * (1 - mask)).flatten(1).sum(1)
+        return (bernoulli_nll(logits, y) * (1 - mask)).flatten(1).sum(1)
 
     def _baseline_bce(self, x_in: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The baseline's −log p(y|x) per image: the generation network at z = 0, its only answer."""
