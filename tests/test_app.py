@@ -1,5 +1,6 @@
 """The app through its API, as a script against a shared link would use it: real server, real models."""
 
+import math
 import time
 
 import numpy as np
@@ -113,6 +114,11 @@ def test_training_streams_then_becomes_the_active_model_and_stop_is_prompt(clien
     assert "1/1 epochs done" in progress
     series = {row[2] for row in loss["data"]}
     assert {"train loss", "test loss"} <= series
+    for frame in (loss, parts):  # a NaN among a series' points cuts its line there: none may be
+        for name in {row[2] for row in frame["data"]}:
+            values = [row[1] for row in frame["data"] if row[2] == name]
+            assert all(v is not None and math.isfinite(v) for v in values), (name, values)
+    assert min(row[0] for row in loss["data"] if row[2] == "train loss") < 1  # the first epoch is drawn
     assert {"recon (train)", "KL (train)"} <= {row[2] for row in parts["data"]}
     assert any(u[4] for u in updates) and grid(sample_grid).shape == tiles(8, 8)
     assert download.endswith(".zip")

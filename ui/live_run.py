@@ -220,11 +220,14 @@ def _duration(seconds: float) -> str:
 def plot_frame(rows: list, series: tuple[str, ...]) -> pd.DataFrame:
     """Long format for gr.LinePlot, each series thinned to at most MAX_POINTS_PER_SERIES points.
 
-    NaN rows per series lead the frame: a plot that first sees no series never draws the
-    lines of later updates (Gradio 6.31), and a NaN point draws nothing. They sit at epochs
-    0 and 1, so that an empty plot's axis spans an epoch rather than the single tick "0.000000".
+    Every series is in every frame: a plot that first sees no series never draws the lines
+    of later updates (Gradio 6.31). A series with no point yet gets two NaN rows, which draw
+    nothing, at epochs 0 and 1, so that an empty plot's axis spans an epoch rather than the
+    single tick "0.000000". A series with points gets none: a NaN among them, at epoch 1,
+    cut its line there and left the first epoch's lone point undrawn.
     """
-    lead = [(x, float("nan"), name) for name in series for x in (0.0, 1.0)]
+    present = {row[2] for row in rows}
+    lead = [(x, float("nan"), name) for name in series if name not in present for x in (0.0, 1.0)]
     frame = pd.DataFrame(lead + rows, columns=PLOT_COLUMNS)
     thinned = []
     for _, group in frame.groupby("series", sort=False):
