@@ -90,7 +90,9 @@ def build(page: Page) -> None:
         curve = gr.Radio(list(CURVES), value="test loss", label="Curve", elem_id="runs-curve")
         plot = gr.HTML(elem_id="runs-plot", label="Per epoch, one line per run")
         table = gr.HTML(elem_id="runs-table")
-        gallery = gr.Gallery(label="Final samples", columns=5, height=300, object_fit="contain",
+        gr.Markdown("**Final samples** of each run", elem_id="runs-gallery-title")
+        # the label as a heading above: Gradio draws a gallery's own label over its first row
+        gallery = gr.Gallery(label="Final samples", show_label=False, columns=5, height=300, object_fit="contain",
                              elem_id="runs-gallery", interactive=False)
         with gr.Row(equal_height=True):
             run = ModelChoice([], label="Run", elem_id="runs-pick", scale=2)
