@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 import pytest
-from gradio_client import handle_file
+from gradio_client import Client, handle_file
 from PIL import Image
 
 
@@ -134,6 +134,11 @@ def test_training_streams_then_becomes_the_active_model_and_stop_is_prompt(clien
     with pytest.raises(Exception, match="started nothing"):  # refused as busy: told nothing of a run not its own
         client.predict(kind="vae", dataset="mnist", epochs=1, latent=2, batch_size=64, lr=1e-3, api_name="/train")
     assert grid(client.predict(n=4, api_name="/sample")).shape == tiles(2, 2)  # sampling answers meanwhile
+    stranger = Client(client.src, verbose=False)  # another visitor's Stop leaves the run alone
+    refused = stranger.predict(api_name="/stop")
+    assert "started by another visitor" in refused and "within 60 minutes" in refused
+    time.sleep(1.5)
+    assert not long_run.done()
     asked = time.monotonic()
     assert "Stopping" in client.predict(api_name="/stop")
     long_run.result(timeout=10)
@@ -189,8 +194,6 @@ def test_share_without_network_says_so_in_one_line_and_serves_locally(tmp_path):
         share_lines = [line for line in lines if "share" in line.lower()]
         assert share_lines == [
             "Share link unavailable: Gradio's share server cannot be reached (no network); serving locally only."]
-        from gradio_client import Client
-
         assert grid(Client(server.url, verbose=False).predict(n=4, api_name="/sample")).shape == tiles(2, 2)
     finally:
         server.close()

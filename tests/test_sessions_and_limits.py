@@ -160,3 +160,26 @@ def test_a_second_train_call_is_refused_as_busy_and_never_told_about_a_run_it_di
             caller.predict(kind="cvae", dataset="mnist", epochs=1, api_name="/train")
     run.result(timeout=120)
     assert run.outputs()[-1][0].startswith("✅ Done")
+
+
+def test_a_run_stops_itself_at_the_servers_time_limit_keeping_its_last_epoch(tmp_path):
+    """The limit is what frees the one trainer when a visitor leaves a long run (no one else may stop it)."""
+    import os
+    import time
+
+    from testing.appserver import Server
+
+    server = Server(tmp_path / "runs", tmp_path / "app.log", dict(os.environ) | {"VAE_STUDIO_MAX_RUN_MINUTES": "0.25"})
+    try:
+        client = Client(server.url, verbose=False)
+        began = time.monotonic()
+        job = client.submit(kind="vae", dataset="mnist", epochs=500, latent=2, batch_size=64, lr=1e-3,
+                            api_name="/train")
+        status = job.result(timeout=120)[0]
+        took = time.monotonic() - began
+        assert status.startswith("⏹ Stopped. This server stops a run after 15 s.") and "epoch" in status, status
+        assert 15 <= took < 60, took
+        assert "It is now the active model" in status  # its last finished epoch was kept and is in use
+        assert client.predict(api_name="/stop") == "No run is in progress."
+    finally:
+        server.close()

@@ -8,6 +8,7 @@ browser that closes changes nothing.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -54,10 +55,13 @@ class LiveRun:
     """
 
     def __init__(self, trainer: ProcessTrainer, kind: str, run_dir: Path, owner: str,
-                 on_finish: Callable[[LiveRun], Any], past: list[dict] = ()):
-        """`past`: the per-epoch history of the checkpoint a continued run resumes, drawn before its new epochs."""
+                 on_finish: Callable[[LiveRun], Any], past: list[dict] = (), time_limit_s: float | None = None):
+        """`past`: the per-epoch history of the checkpoint a continued run resumes, drawn before its new epochs.
+        `time_limit_s`: the run is stopped (as Stop does) this long after it started; None for no limit."""
         self.trainer, self.kind, self.run_dir, self.owner = trainer, kind, run_dir, owner
         self.on_finish = on_finish
+        self.time_limit_s = time_limit_s
+        self.timed_out = False
         self.result: Any = None
         self.started = time.monotonic()
         self.loss_rows: list = []
@@ -93,7 +97,12 @@ class LiveRun:
 
     def _collect(self) -> None:
         while True:
-            event = self._events.get()
+            try:
+                event = self._events.get(timeout=self.time_left())
+            except queue.Empty:  # the limit: stopped as Stop stops it; the stopped event follows
+                self.timed_out = True
+                self.trainer.stop()
+                continue
             if is_final(event):
                 self._finish(event)  # one update: the page never shows a half-finished run
                 return
@@ -125,6 +134,12 @@ class LiveRun:
         if self.film.frames:
             self.run_dir.with_suffix(FILM).write_bytes(self.film.gif())
             self.run_dir.with_suffix(GRID).write_bytes(png_bytes(self.grid))
+
+    def time_left(self) -> float | None:
+        """Seconds until the run's time limit stops it; None without a limit or once it has been stopped for it."""
+        if self.time_limit_s is None or self.timed_out:
+            return None
+        return max(0.0, self.started + self.time_limit_s - time.monotonic())
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._ended.wait(timeout)
@@ -187,6 +202,9 @@ class LiveRun:
             return (f"✅ Done: {event['message']}. The new {self.kind.upper()} is now the active model in every "
                     f"tab.{judged}", f"✅ Done: {event['message']}.{theirs}{judged}")
         if kind == "stopped":
+            if self.timed_out:
+                event = {**event, "message": f"This server stops a run after {_duration(self.time_limit_s)}. "
+                                             f"{event['message']}"}
             return f"⏹ Stopped. {event['message']}{' It is now the active model.' if kept else ''}{judged}", \
                 f"⏹ Stopped. {event['message']}{theirs}{judged}"
         return (f"⚠️ Training failed: {event['message']}{' That checkpoint is now the active model.' if kept else ''}",

@@ -320,7 +320,8 @@ class Studio:
             # in a process of its own: see vae_core/train/process.py for why
             trainer = ProcessTrainer(model, replace(train, out=str(run_dir)), upload,
                                      on_epoch=functools.partial(epoch_pictures, seed=train.seed))
-            self.run = LiveRun(trainer, role_of(model), run_dir, session, self._finished, past)
+            limit = self.settings.max_run_minutes * 60 or None
+            self.run = LiveRun(trainer, role_of(model), run_dir, session, self._finished, past, limit)
             self._bound_disk(session, run_dir)
             self.run.start()
             return self.run, True
@@ -404,12 +405,21 @@ class Studio:
                 folder.with_suffix(suffix).unlink(missing_ok=True)
         self._on_disk = [(owner, folder) for owner, folder in self._on_disk if folder not in doomed]
 
-    def stop(self) -> bool:
+    def stop(self, session: str) -> str:
+        """Stop the session's own run; what happened, in a sentence.
+
+        Only the session that started a run may stop it: on a shared server a stranger's Stop
+        would otherwise end anyone's run. The time limit frees the trainer when its owner is gone.
+        """
         run = self.run
         if run is None or not run.running:
-            return False
+            return "No run is in progress."
+        if run.owner != session:
+            left = run.time_left()
+            ends = f" It ends by itself within {_minutes(left)} at the latest." if left is not None else ""
+            return f"The run in progress was started by another visitor, and only they can stop it.{ends}"
         run.trainer.stop()
-        return True
+        return "Stopping: the run ends within a second and keeps its last finished epoch."
 
     def _finished(self, run: LiveRun) -> ActiveModel:
         """The run's checkpoint becomes its owner's active model (the collector thread calls this)."""
@@ -432,3 +442,8 @@ class Studio:
     @functools.cached_property
     def _shipped_recognition(self) -> str:
         return describe(recognized(self.pretrained["cvae"].model, self.judge))
+
+
+def _minutes(seconds: float) -> str:
+    minutes = max(1, round(seconds / 60))
+    return f"{minutes} minute{'s' if minutes > 1 else ''}"

@@ -29,6 +29,10 @@ class Settings:
     # Run folders (and their zips) kept on disk: each session's newest few, and a bound on all of them.
     runs_per_session: int = 5
     runs_kept: int = 30
+    # A run stops itself after this long, keeping its last finished epoch (0: no limit). There is
+    # one run at a time, and only the session that started it may stop it, so this is what
+    # hands the trainer back to everyone else when a visitor walks away from a long run.
+    max_run_minutes: float = 60.0
     # Uploaded files older than this are deleted by Gradio (checked as often).
     upload_lifetime_s: int = 6 * 3600
     # On a ZeroGPU Space the GPU exists only inside spaces.GPU calls, and CUDA elsewhere only
@@ -51,5 +55,6 @@ class Settings:
             max_model_mb=int(env.get("VAE_STUDIO_MAX_MODEL_MB", "2000")),
             runs_per_session=int(env.get("VAE_STUDIO_RUNS_PER_SESSION", "5")),
             runs_kept=int(env.get("VAE_STUDIO_RUNS_KEPT", "30")),
+            max_run_minutes=float(env.get("VAE_STUDIO_MAX_RUN_MINUTES", "60")),
             zero_gpu=_flag(env.get("SPACES_ZERO_GPU", "")),
         )

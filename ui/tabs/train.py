@@ -150,11 +150,9 @@ class TrainTab:
         return upload
 
     @user_facing
-    def stop(self) -> str:
-        """Stop the run in progress; it ends within a second, keeping its last finished epoch."""
-        if self.studio.stop():
-            return "Stopping: the run ends within a second and keeps its last finished epoch."
-        return "No run is in progress."
+    def stop(self, request: gr.Request = None) -> str:
+        """Stop this session's run in progress; it ends within a second, keeping its last finished epoch."""
+        return self.studio.stop(session_of(request))
 
     def poll(self, seen, request: gr.Request = None):
         """The 1 s timer: every page sees the current run; at its end, the page's models and the adopt button.
