@@ -240,6 +240,9 @@ def test_train_shows_plot_and_grid_then_stop(page):
     from playwright.sync_api import expect
 
     open_tab(page, "Train")
+    stranger = page.context.browser.new_page()  # another visitor, whose page was open before the run began
+    stranger.goto(page.url)
+    stranger.get_by_text("VAE Studio").first.wait_for(timeout=30_000)
     set_number(page, "epochs", "100")
     set_number(page, "batch-size", "16")
     page.locator("#start").click()
@@ -247,7 +250,12 @@ def test_train_shows_plot_and_grid_then_stop(page):
     page.locator("#loss-plot canvas, #loss-plot svg").first.wait_for(timeout=30_000)
     expect(page.locator("#run-status")).to_contain_text("offline subset")
     expect(page.locator("#run-progress")).to_contain_text("images/s")
-    page.wait_for_timeout(2500)  # a few more epochs on the curves
+    stranger.locator("#stop").click()  # is told whose run it is, and from then on sees it
+    expect(stranger.locator("#stop-note")).to_contain_text("started by another visitor", timeout=15_000)
+    expect(stranger.locator("#run-status")).to_contain_text("Someone else's run", timeout=15_000)
+    stranger.close()
+    page.wait_for_timeout(2500)  # a few more epochs on the curves; the stranger's Stop stopped nothing
+    expect(page.locator("#run-status")).not_to_contain_text("Stopped")
     page.screenshot(path=ARTIFACTS / "training.png", full_page=True)
     page.locator("#stop").click()
     expect(page.locator("#stop-note")).to_contain_text("Stopping", timeout=15_000)

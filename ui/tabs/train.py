@@ -121,7 +121,7 @@ class TrainTab:
         return ("" if started else BUSY), gr.Timer(active=True)
 
     def watch(self) -> gr.Timer:
-        """On page load: the timer runs only while a run is live, so an idle page asks nothing (private)."""
+        """On page load and after Stop: the timer runs only while a run is live, so an idle page asks nothing."""
         run = self.studio.run
         return gr.Timer(active=run is not None and run.running)
 
@@ -306,7 +306,9 @@ def build(page: Page) -> None:
     # /train streams the run to API clients; in the page only the timer draws it (see TrainTab.start).
     # training is for people and API clients, not a tool offered to agents (the MCP server's list)
     stream.click(not_an_agent_tool(tab.train), inputs, [*shown, seen], api_name="train", **FREE)
-    stop.click(not_an_agent_tool(tab.stop), None, stop_note, api_name="stop", **FREE)
+    # then the page follows the run, even one another visitor started after this page loaded
+    stop.click(not_an_agent_tool(tab.stop), None, stop_note, api_name="stop", **FREE).then(
+        tab.watch, None, timer, api_visibility="private", **FREE)
     timer.tick(tab.poll, seen, [*shown, seen, page.models, adopt, stop_note, timer], api_visibility="private",
                **FREE)
     adopt.click(not_an_agent_tool(tab.adopt), None, [page.models, adopt], api_name="adopt_run", **FREE)
