@@ -136,7 +136,7 @@ def test_training_streams_then_becomes_the_active_model_and_stop_is_prompt(clien
     assert grid(client.predict(n=4, api_name="/sample")).shape == tiles(2, 2)  # sampling answers meanwhile
     stranger = Client(client.src, verbose=False)  # another visitor's Stop leaves the run alone
     refused = stranger.predict(api_name="/stop")
-    assert "started by another visitor" in refused and "within 60 minutes" in refused
+    assert "started in another page" in refused and "within 60 minutes at the latest" in refused
     time.sleep(1.5)
     assert not long_run.done()
     asked = time.monotonic()

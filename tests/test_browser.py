@@ -251,7 +251,7 @@ def test_train_shows_plot_and_grid_then_stop(page):
     expect(page.locator("#run-status")).to_contain_text("offline subset")
     expect(page.locator("#run-progress")).to_contain_text("images/s")
     stranger.locator("#stop").click()  # is told whose run it is, and from then on sees it
-    expect(stranger.locator("#stop-note")).to_contain_text("started by another visitor", timeout=15_000)
+    expect(stranger.locator("#stop-note")).to_contain_text("started in another page", timeout=15_000)
     expect(stranger.locator("#run-status")).to_contain_text("Someone else's run", timeout=15_000)
     stranger.close()
     page.wait_for_timeout(2500)  # a few more epochs on the curves; the stranger's Stop stopped nothing

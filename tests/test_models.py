@@ -92,6 +92,11 @@ def test_fast_bernoulli_term_matches_torchs_bce_in_value_and_gradient(scale):
     for a, b in zip(torch.autograd.grad((ours * weights).sum(), (logits, x)),
                     torch.autograd.grad((torchs * weights).sum(), (logits, x)), strict=True):
         torch.testing.assert_close(a, b)
+    with pytest.raises(RuntimeError, match="differentiate twice|does not require grad"):  # refused, never wrong
+        first = torch.autograd.grad(reconstruction_loss("bernoulli", logits, x).sum(), logits, create_graph=True)[0]
+        torch.autograd.grad(first.sum(), logits)
+    with pytest.raises(ValueError, match="shape"):  # no silent broadcast, as PyTorch's loss
+        reconstruction_loss("bernoulli", logits, x[:1])
     assert torch.autograd.gradcheck(lambda lg, t: reconstruction_loss("bernoulli", lg, t),
                                      (logits[:2, :, :2].detach().clone().requires_grad_(),
                                       x[:2, :, :2].detach().clone().requires_grad_()))

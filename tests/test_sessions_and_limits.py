@@ -162,24 +162,56 @@ def test_a_second_train_call_is_refused_as_busy_and_never_told_about_a_run_it_di
     assert run.outputs()[-1][0].startswith("✅ Done")
 
 
-def test_a_run_stops_itself_at_the_servers_time_limit_keeping_its_last_epoch(tmp_path):
+def test_a_run_stops_itself_at_the_servers_time_limit_and_a_hung_one_is_ended(tmp_path):
     """The limit is what frees the one trainer when a visitor leaves a long run (no one else may stop it)."""
     import os
+    import signal
     import time
 
     from testing.appserver import Server
 
-    server = Server(tmp_path / "runs", tmp_path / "app.log", dict(os.environ) | {"VAE_STUDIO_MAX_RUN_MINUTES": "0.25"})
+    server = Server(tmp_path / "runs", tmp_path / "app.log", dict(os.environ) | {"VAE_STUDIO_MAX_RUN_MINUTES": "0.15"})
+    long_run = dict(kind="vae", dataset="mnist", epochs=500, latent=2, batch_size=64, lr=1e-3, api_name="/train")
     try:
         client = Client(server.url, verbose=False)
         began = time.monotonic()
-        job = client.submit(kind="vae", dataset="mnist", epochs=500, latent=2, batch_size=64, lr=1e-3,
-                            api_name="/train")
-        status = job.result(timeout=120)[0]
-        took = time.monotonic() - began
-        assert status.startswith("⏹ Stopped. This server stops a run after 15 s.") and "epoch" in status, status
-        assert 15 <= took < 60, took
+        status = client.submit(**long_run).result(timeout=120)[0]
+        assert status.startswith("⏹ Stopped. This server stops a run after 9 s.") and "epoch" in status, status
+        assert 9 <= time.monotonic() - began < 40
         assert "It is now the active model" in status  # its last finished epoch was kept and is in use
-        assert client.predict(api_name="/stop") == "No run is in progress."
+
+        # a worker that no longer answers (stopped by a signal, as a hang would leave it) is ended a grace later
+        job = client.submit(**long_run)
+        while not any("images/s" in update[1] for update in job.outputs()):  # training, not still starting
+            time.sleep(0.2)
+        workers = [pid for pid in os.listdir("/proc") if pid.isdigit() and _parent(pid) == server.process.pid
+                   and b"vae_core.train.worker" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        assert len(workers) == 1, workers  # the run's own (the next spare starts when a run ends)
+        os.kill(int(workers[0]), signal.SIGSTOP)
+        status = job.result(timeout=120)[0]
+        assert status.startswith("⚠️ Training failed: This server stops a run after 9 s, and this one did not "
+                                 "stop, so its process was ended"), status
+        assert not Path(f"/proc/{workers[0]}").exists() or _state(workers[0]) == "Z"
+        assert client.predict(api_name="/stop") == "No run is in progress."  # the trainer is free again
     finally:
         server.close()
+
+
+def _parent(pid: str) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _state(pid: str) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "1e12", "an hour"])
+def test_a_nonsense_time_limit_stops_the_server_from_starting_with_a_sentence(value):
+    from ui.settings import Settings
+
+    with pytest.raises(ValueError, match="VAE_STUDIO_MAX_RUN_MINUTES must be minutes from 0"):
+        Settings.from_env({"VAE_STUDIO_MAX_RUN_MINUTES": value})
+    assert Settings.from_env({"VAE_STUDIO_MAX_RUN_MINUTES": "0"}).max_run_minutes == 0  # no limit

@@ -47,6 +47,11 @@ class Snapshot:
     finished: dict | None
 
 
+# A run stopped for its time limit that has not ended this much later (or its limit's length,
+# if shorter) has its worker ended.
+STOP_GRACE_S = 60.0
+
+
 class LiveRun:
     """Folds one Trainer's events into what a page shows; `owner` is the session that started it.
 
@@ -61,7 +66,9 @@ class LiveRun:
         self.trainer, self.kind, self.run_dir, self.owner = trainer, kind, run_dir, owner
         self.on_finish = on_finish
         self.time_limit_s = time_limit_s
-        self.timed_out = False
+        self.timed_out = False  # stopped by the time limit (not by its owner)
+        self._stop_asked = False
+        self._killed = False  # its worker did not answer the stop and was ended
         self.result: Any = None
         self.started = time.monotonic()
         self.loss_rows: list = []
@@ -91,17 +98,39 @@ class LiveRun:
         self._events = trainer.subscribe()
 
     def start(self) -> None:
-        """Start the trainer and the thread that folds its events in (it needs no browser watching)."""
-        threading.Thread(target=self._collect, name="live-run", daemon=True).start()
+        """Start the trainer and the thread that folds its events in (it needs no browser watching).
+
+        The trainer first: the thread may stop it, and its events wait in the queue meanwhile.
+        """
         self.trainer.start()
+        threading.Thread(target=self._collect, name="live-run", daemon=True).start()
+
+    def stop(self) -> None:
+        """Its owner's Stop: the trainer ends within a second, keeping its last finished epoch."""
+        self._stop_asked = True
+        self.trainer.stop()
 
     def _collect(self) -> None:
+        """Fold events in until the final one; at the time limit stop the run, and if it has not ended a
+        grace later (STOP_GRACE_S, or the limit if shorter), end its worker."""
+        deadline = None if self.time_limit_s is None else self.started + self.time_limit_s
+        grace = None if self.time_limit_s is None else min(STOP_GRACE_S, self.time_limit_s)
+        stopped_at_limit = False
         while True:
+            wait = None if deadline is None else min(max(0.0, deadline - time.monotonic()), threading.TIMEOUT_MAX)
             try:
-                event = self._events.get(timeout=self.time_left())
-            except queue.Empty:  # the limit: stopped as Stop stops it; the stopped event follows
-                self.timed_out = True
-                self.trainer.stop()
+                event = self._events.get(timeout=wait)
+            except queue.Empty:
+                if stopped_at_limit:  # still going a grace after its stop: the worker hangs
+                    log.warning("the run did not stop within %.0f s of its time limit; ending its worker", grace)
+                    self._killed = True
+                    self.trainer.kill()  # the worker's end arrives as the run's final event
+                    deadline = None
+                else:
+                    stopped_at_limit = True
+                    self.timed_out = not self._stop_asked  # an owner's Stop just before keeps its own words
+                    self.trainer.stop()
+                    deadline = time.monotonic() + grace
                 continue
             if is_final(event):
                 self._finish(event)  # one update: the page never shows a half-finished run
@@ -136,8 +165,8 @@ class LiveRun:
             self.run_dir.with_suffix(GRID).write_bytes(png_bytes(self.grid))
 
     def time_left(self) -> float | None:
-        """Seconds until the run's time limit stops it; None without a limit or once it has been stopped for it."""
-        if self.time_limit_s is None or self.timed_out:
+        """Seconds until the run's time limit stops it; None without a limit."""
+        if self.time_limit_s is None:
             return None
         return max(0.0, self.started + self.time_limit_s - time.monotonic())
 
@@ -207,6 +236,9 @@ class LiveRun:
                                              f"{event['message']}"}
             return f"⏹ Stopped. {event['message']}{' It is now the active model.' if kept else ''}{judged}", \
                 f"⏹ Stopped. {event['message']}{theirs}{judged}"
+        if self._killed:
+            event = {**event, "message": f"This server stops a run after {_duration(self.time_limit_s)}, and this "
+                                         f"one did not stop, so its process was ended: {event['message']}"}
         return (f"⚠️ Training failed: {event['message']}{' That checkpoint is now the active model.' if kept else ''}",
                 f"⚠️ Training failed: {event['message']}{theirs}")
 
@@ -244,11 +276,12 @@ def plot_frame(rows: list, series: tuple[str, ...]) -> pd.DataFrame:
     single tick "0.000000". A series with points gets none: a NaN among them, at epoch 1,
     cut its line there and left the first epoch's lone point undrawn.
     """
-    present = {row[2] for row in rows}
-    lead = [(x, float("nan"), name) for name in series if name not in present for x in (0.0, 1.0)]
-    frame = pd.DataFrame(lead + rows, columns=PLOT_COLUMNS)
-    thinned = []
-    for _, group in frame.groupby("series", sort=False):
-        step = max(1, len(group) // MAX_POINTS_PER_SERIES)
-        thinned.append(group.iloc[::-1].iloc[::step].iloc[::-1])
-    return pd.concat(thinned, ignore_index=True)
+    frame = pd.DataFrame(rows, columns=PLOT_COLUMNS)
+    parts = []
+    for name in series:  # always in this order, so that no series changes colour mid-run
+        own = frame[frame["series"] == name]
+        if own.empty:
+            own = pd.DataFrame([(x, float("nan"), name) for x in (0.0, 1.0)], columns=PLOT_COLUMNS)
+        step = max(1, len(own) // MAX_POINTS_PER_SERIES)
+        parts.append(own.iloc[::-1].iloc[::step].iloc[::-1])
+    return pd.concat(parts, ignore_index=True)

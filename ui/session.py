@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import math
 import shutil
 import threading
 import time
@@ -417,8 +418,9 @@ class Studio:
         if run.owner != session:
             left = run.time_left()
             ends = f" It ends by itself within {_minutes(left)} at the latest." if left is not None else ""
-            return f"The run in progress was started by another visitor, and only they can stop it.{ends}"
-        run.trainer.stop()
+            return ("The run in progress was started in another page (another visitor's, or one of yours "
+                    f"before a reload), and only that page can stop it.{ends}")
+        run.stop()
         return "Stopping: the run ends within a second and keeps its last finished epoch."
 
     def _finished(self, run: LiveRun) -> ActiveModel:
@@ -445,5 +447,5 @@ class Studio:
 
 
 def _minutes(seconds: float) -> str:
-    minutes = max(1, round(seconds / 60))
+    minutes = max(1, math.ceil(seconds / 60))  # "at the latest": rounded up
     return f"{minutes} minute{'s' if minutes > 1 else ''}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _flag(value: str) -> bool:
     return value.strip().lower() in ("1", "t", "true", "yes")
+
+
+def _minutes(value: str) -> float:
+    """A time limit in minutes: a finite number ≥ 0 (0: none), or the server refuses to start."""
+    try:
+        minutes = float(value)
+    except ValueError:
+        minutes = math.nan
+    if not 0 <= minutes <= 60 * 24 * 365:
+        raise ValueError(f"VAE_STUDIO_MAX_RUN_MINUTES must be minutes from 0 (no limit) to a year, not {value!r}")
+    return minutes
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,6 @@ class Settings:
             max_model_mb=int(env.get("VAE_STUDIO_MAX_MODEL_MB", "2000")),
             runs_per_session=int(env.get("VAE_STUDIO_RUNS_PER_SESSION", "5")),
             runs_kept=int(env.get("VAE_STUDIO_RUNS_KEPT", "30")),
-            max_run_minutes=float(env.get("VAE_STUDIO_MAX_RUN_MINUTES", "60")),
+            max_run_minutes=_minutes(env.get("VAE_STUDIO_MAX_RUN_MINUTES", "60")),
             zero_gpu=_flag(env.get("SPACES_ZERO_GPU", "")),
         )

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from .config import LIKELIHOODS
 from .nets import reparameterize
@@ -89,6 +90,8 @@ class _BernoulliNLL(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if logits.shape != x.shape:  # as PyTorch's loss: no silent broadcast of a mismatched target
+            raise ValueError(f"the target's shape {tuple(x.shape)} is not the logits' {tuple(logits.shape)}")
         nll = logits.abs().neg_().exp_().add_(1).log_()
         nll += logits.clamp_min(0)
         nll.addcmul_(x, logits, value=-1)
@@ -96,10 +99,12 @@ class _BernoulliNLL(torch.autograd.Function):
         return nll
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    @once_differentiable  # its in-place backward is not itself differentiable: a second order says so plainly
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         logits, x = ctx.saved_tensors
+        grad_logits = torch.sigmoid(logits).sub_(x).mul_(grad) if ctx.needs_input_grad[0] else None
         grad_x = -logits * grad if ctx.needs_input_grad[1] else None
-        return torch.sigmoid(logits).sub_(x).mul_(grad), grad_x
+        return grad_logits, grad_x
 
 
 def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

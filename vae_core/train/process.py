@@ -108,6 +108,11 @@ class ProcessTrainer(Followed):
             begun = self._begun
         if not begun:  # nothing worth keeping yet: end it here, and end the child, so no two runs overlap
             self._publish({"event": STOPPED, "epoch": 0, "checkpoint": None, "message": NO_CHECKPOINT})
+            self.kill()
+
+    def kill(self) -> None:
+        """End the worker at once (one that does not answer a stop); the relay reports how the run ended."""
+        if self._child is not None:
             self._child.kill()
 
     def join(self, timeout: float | None = None) -> bool:
