@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 import gradio as gr
@@ -48,7 +49,11 @@ def main() -> None:
     parser.add_argument("--share", action="store_true", help="also ask Gradio for a public share link")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:  # a setting of the server's operator, not a visitor's input: one line, exit 2
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     try:
         studio = Studio.open(settings)
     except CheckpointError as exc:

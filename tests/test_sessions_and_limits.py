@@ -215,3 +215,16 @@ def test_a_nonsense_time_limit_stops_the_server_from_starting_with_a_sentence(va
     with pytest.raises(ValueError, match="VAE_STUDIO_MAX_RUN_MINUTES must be minutes from 0"):
         Settings.from_env({"VAE_STUDIO_MAX_RUN_MINUTES": value})
     assert Settings.from_env({"VAE_STUDIO_MAX_RUN_MINUTES": "0"}).max_run_minutes == 0  # no limit
+
+
+def test_the_app_refuses_a_nonsense_setting_in_one_line():
+    import os
+    import subprocess
+    import sys
+
+    from testing import ROOT
+
+    done = subprocess.run([sys.executable, "app.py"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ) | {"VAE_STUDIO_RUNS_KEPT": "many"})
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: VAE_STUDIO_RUNS_KEPT must be a whole number of at least 1, not 'many'"

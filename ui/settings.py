@@ -14,6 +14,18 @@ def _flag(value: str) -> bool:
     return value.strip().lower() in ("1", "t", "true", "yes")
 
 
+def _count(env: dict[str, str], name: str, default: int) -> int:
+    """A whole number ≥ 1 from the environment, or the server refuses to start, naming the variable."""
+    value = env.get(name, str(default))
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise ValueError(f"{name} must be a whole number of at least 1, not {value!r}")
+    return count
+
+
 def _minutes(value: str) -> float:
     """A time limit in minutes: a finite number ≥ 0 (0: none), or the server refuses to start."""
     try:
@@ -62,11 +74,11 @@ class Settings:
             runs_dir=Path(env.get("VAE_STUDIO_RUNS", ROOT / "runs")),
             server_name=env.get("GRADIO_SERVER_NAME", "127.0.0.1"),
             server_port=int(env.get("GRADIO_SERVER_PORT", "7860")),
-            queue_size=int(env.get("VAE_STUDIO_QUEUE_SIZE", "64")),
-            max_sessions=int(env.get("VAE_STUDIO_MAX_SESSIONS", "32")),
-            max_model_mb=int(env.get("VAE_STUDIO_MAX_MODEL_MB", "2000")),
-            runs_per_session=int(env.get("VAE_STUDIO_RUNS_PER_SESSION", "5")),
-            runs_kept=int(env.get("VAE_STUDIO_RUNS_KEPT", "30")),
+            queue_size=_count(env, "VAE_STUDIO_QUEUE_SIZE", 64),
+            max_sessions=_count(env, "VAE_STUDIO_MAX_SESSIONS", 32),
+            max_model_mb=_count(env, "VAE_STUDIO_MAX_MODEL_MB", 2000),
+            runs_per_session=_count(env, "VAE_STUDIO_RUNS_PER_SESSION", 5),
+            runs_kept=_count(env, "VAE_STUDIO_RUNS_KEPT", 30),
             max_run_minutes=_minutes(env.get("VAE_STUDIO_MAX_RUN_MINUTES", "60")),
             zero_gpu=_flag(env.get("SPACES_ZERO_GPU", "")),
         )
