@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
 import gradio as gr
@@ -51,9 +50,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_env()
-    except ValueError as exc:  # a setting of the server's operator, not a visitor's input: one line, exit 2
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    except ValueError as exc:  # the operator's nonsense VAE_STUDIO_* number: one line, not a traceback
+        raise SystemExit(f"error: {exc}") from None
     try:
         studio = Studio.open(settings)
     except CheckpointError as exc:
