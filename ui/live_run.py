@@ -230,15 +230,15 @@ class LiveRun:
         if kind == "done":
             return (f"✅ Done: {event['message']}. The new {self.kind.upper()} is now the active model in every "
                     f"tab.{judged}", f"✅ Done: {event['message']}.{theirs}{judged}")
+        limit = f"This server stops a run after {_duration(self.time_limit_s)}" if self.time_limit_s else ""
         if kind == "stopped":
             if self.timed_out:
-                event = {**event, "message": f"This server stops a run after {_duration(self.time_limit_s)}. "
-                                             f"{event['message']}"}
+                event = {**event, "message": f"{limit}. {event['message']}"}
             return f"⏹ Stopped. {event['message']}{' It is now the active model.' if kept else ''}{judged}", \
                 f"⏹ Stopped. {event['message']}{theirs}{judged}"
         if self._killed:
-            event = {**event, "message": f"This server stops a run after {_duration(self.time_limit_s)}, and this "
-                                         f"one did not stop, so its process was ended: {event['message']}"}
+            event = {**event, "message": f"{limit}, and this one did not stop, so its process was ended: "
+                                         f"{event['message']}"}
         return (f"⚠️ Training failed: {event['message']}{' That checkpoint is now the active model.' if kept else ''}",
                 f"⚠️ Training failed: {event['message']}{theirs}")
 

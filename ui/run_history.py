@@ -120,17 +120,18 @@ def curves_svg(series: list[tuple[str, list[tuple[float, float]]]], unit: str = 
     (x0, x1), (y0, y1) = _span([p[0] for p in points]), _span([p[1] for p in points], pad=0.05)
     left, top, width, height = 60, 10, CHART_W - 70, CHART_H - 50
 
-    def at(x: float, y: float) -> str:
-        return f"{left + (x - x0) / (x1 - x0) * width:.1f},{top + (y1 - y) / (y1 - y0) * height:.1f}"
+    def at(x: float, y: float) -> tuple[str, str]:
+        """A point's place in the drawing, as the SVG's text."""
+        return f"{left + (x - x0) / (x1 - x0) * width:.1f}", f"{top + (y1 - y) / (y1 - y0) * height:.1f}"
 
     parts = [f'<svg class="runs-chart" viewBox="0 0 {CHART_W} {CHART_H + 22 * len(series)}" '
              f'xmlns="http://www.w3.org/2000/svg" role="img">']
     for value in _ticks(y0, y1):
-        parts.append(f'<line class="grid" x1="{left}" x2="{left + width}" y1="{at(x0, value).split(",")[1]}" '
-                     f'y2="{at(x0, value).split(",")[1]}"/><text class="tick" x="{left - 6}" '
-                     f'y="{at(x0, value).split(",")[1]}" text-anchor="end" dy="4">{value:g}</text>')
+        y = at(x0, value)[1]
+        parts.append(f'<line class="grid" x1="{left}" x2="{left + width}" y1="{y}" y2="{y}"/>'
+                     f'<text class="tick" x="{left - 6}" y="{y}" text-anchor="end" dy="4">{value:g}</text>')
     for value in _ticks(x0, x1, whole=True):
-        x = at(value, y0).split(",")[0]
+        x = at(value, y0)[0]
         parts.append(f'<text class="tick" x="{x}" y="{top + height + 16}" text-anchor="middle">{value:g}</text>')
     parts.append(f'<text class="axis" x="{left + width / 2}" y="{top + height + 34}" text-anchor="middle">epoch</text>'
                  f'<text class="axis" transform="rotate(-90)" x="{-(top + height / 2)}" y="14" '
@@ -138,9 +139,9 @@ def curves_svg(series: list[tuple[str, list[tuple[float, float]]]], unit: str = 
     for i, (name, pts) in enumerate(series):
         # coloured by age (the list is newest first), so a new run never recolours the others
         color, label = PALETTE[(len(series) - 1 - i) % len(PALETTE)], html.escape(name)
-        path = " ".join(at(x, y) for x, y in pts)
-        dots = "".join(f'<circle cx="{at(x, y).split(",")[0]}" cy="{at(x, y).split(",")[1]}" r="3"/>'
-                       for x, y in pts) if len(pts) <= MAX_DOTS else ""
+        drawn = [at(x, y) for x, y in pts]
+        path = " ".join(f"{px},{py}" for px, py in drawn)
+        dots = "".join(f'<circle cx="{px}" cy="{py}" r="3"/>' for px, py in drawn) if len(pts) <= MAX_DOTS else ""
         parts.append(f'<g class="run" fill="{color}" stroke="{color}"><title>{label}</title>'
                      f'<polyline fill="none" stroke-width="2" points="{path}"/>{dots}</g>')
         y = CHART_H + 22 * i + 6

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,27 +14,21 @@ def _flag(value: str) -> bool:
     return value.strip().lower() in ("1", "t", "true", "yes")
 
 
+def _number(env: dict[str, str], name: str, default: str, parse: Callable[[str], float],
+            valid: Callable[[float], bool], wanted: str) -> float:
+    """A number from the environment, or the server refuses to start with one sentence naming the variable."""
+    value = env.get(name, default)
+    try:
+        number = parse(value)
+    except ValueError:
+        number = None
+    if number is None or not valid(number):  # NaN fails every comparison, so `valid` refuses it too
+        raise ValueError(f"{name} must be {wanted}, not {value!r}")
+    return number
+
+
 def _count(env: dict[str, str], name: str, default: int) -> int:
-    """A whole number ≥ 1 from the environment, or the server refuses to start, naming the variable."""
-    value = env.get(name, str(default))
-    try:
-        count = int(value)
-    except ValueError:
-        count = 0
-    if count < 1:
-        raise ValueError(f"{name} must be a whole number of at least 1, not {value!r}")
-    return count
-
-
-def _minutes(value: str) -> float:
-    """A time limit in minutes: a finite number ≥ 0 (0: none), or the server refuses to start."""
-    try:
-        minutes = float(value)
-    except ValueError:
-        minutes = math.nan
-    if not 0 <= minutes <= 60 * 24 * 365:
-        raise ValueError(f"VAE_STUDIO_MAX_RUN_MINUTES must be minutes from 0 (no limit) to a year, not {value!r}")
-    return minutes
+    return _number(env, name, str(default), int, lambda n: n >= 1, "a whole number of at least 1")
 
 
 @dataclass(frozen=True)
@@ -79,6 +73,7 @@ class Settings:
             max_model_mb=_count(env, "VAE_STUDIO_MAX_MODEL_MB", 2000),
             runs_per_session=_count(env, "VAE_STUDIO_RUNS_PER_SESSION", 5),
             runs_kept=_count(env, "VAE_STUDIO_RUNS_KEPT", 30),
-            max_run_minutes=_minutes(env.get("VAE_STUDIO_MAX_RUN_MINUTES", "60")),
+            max_run_minutes=_number(env, "VAE_STUDIO_MAX_RUN_MINUTES", "60", float, lambda m: 0 <= m <= 60 * 24 * 365,
+                                    "minutes from 0 (no limit) to a year"),
             zero_gpu=_flag(env.get("SPACES_ZERO_GPU", "")),
         )
