@@ -121,9 +121,17 @@ class TrainTab:
         return ("" if started else BUSY), gr.Timer(active=True)
 
     def watch(self) -> gr.Timer:
-        """On page load and after Stop: the timer runs only while a run is live, so an idle page asks nothing."""
+        """On page load: the timer runs only while a run is live, so an idle page asks nothing (private)."""
         run = self.studio.run
         return gr.Timer(active=run is not None and run.running)
+
+    def follow(self) -> gr.Timer:
+        """After Stop: the timer on while there is a run to show, even one that has just ended.
+
+        Never off from here: a run stopped a moment ago may end before this answers, and the page
+        must still get its last update; the timer switches itself off once it has (see `poll`).
+        """
+        return gr.Timer(active=True) if self.studio.run is not None else gr.skip()
 
     def _begin(self, settings: dict, request: gr.Request | None) -> tuple[LiveRun, bool]:
         """Check every setting, read an uploaded zip, and start the run (or find the one going)."""
@@ -308,7 +316,7 @@ def build(page: Page) -> None:
     stream.click(not_an_agent_tool(tab.train), inputs, [*shown, seen], api_name="train", **FREE)
     # then the page follows the run, even one another visitor started after this page loaded
     stop.click(not_an_agent_tool(tab.stop), None, stop_note, api_name="stop", **FREE).then(
-        tab.watch, None, timer, api_visibility="private", **FREE)
+        tab.follow, None, timer, api_visibility="private", **FREE)
     timer.tick(tab.poll, seen, [*shown, seen, page.models, adopt, stop_note, timer], api_visibility="private",
                **FREE)
     adopt.click(not_an_agent_tool(tab.adopt), None, [page.models, adopt], api_name="adopt_run", **FREE)
