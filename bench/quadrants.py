@@ -23,8 +23,9 @@ import time
 
 import torch
 
-from vae_core.config import ModelConfig, TrainConfig
+from vae_core.config import TrainConfig
 from vae_core.datasets import load_dataset
+from vae_core.models import make_config
 from vae_core.models.structured import CANONICAL
 from vae_core.train import Trainer
 
@@ -61,16 +62,16 @@ def main() -> None:
     for given in args.given:
         for objective in OBJECTIVES:
             started = time.perf_counter()
-            config = ModelConfig(kind="scvae", likelihood="bernoulli", hidden=args.hidden, latent=args.latent,
-                                 given_quadrants=given, objective=objective)
+            config = make_config("scvae", hidden=args.hidden, latent=args.latent, given_quadrants=given,
+                                 objective=objective)
             trainer = Trainer(config, TrainConfig(epochs=args.epochs, seed=args.seed, device="cpu"), data).start()
             final = list(trainer.events())[-1]
             if final["event"] != "done":
                 raise SystemExit(f"{objective}/{given}: {final['message']}")
             model = trainer.model.eval()
             mask = model.layout_mask(CANONICAL[given])
-            ncll = model.test_metrics(test_x, torch.zeros(len(test_x)), args.samples,
-                                      torch.Generator().manual_seed(args.seed), CANONICAL[given])["ncll"]
+            ncll = model.completion_metrics(test_x, args.samples, torch.Generator().manual_seed(args.seed),
+                                            CANONICAL[given])["ncll"]
             diversity, blur = pictures(model, test_x, mask, args.seed)
             rows.append({"given": int(given), "objective": objective, "ncll": round(ncll, 2),
                          "diversity": round(diversity, 4), "blur_bits": round(blur, 4),

@@ -86,13 +86,24 @@ def test_no_sys_path_edits_and_short_functions():
 
 
 def test_every_model_keeps_the_interface_and_its_capabilities():
-    from vae_core.config import KINDS, ModelConfig
-    from vae_core.models import REGISTRY, Completer, LabelConditioned, Model, PriorSampler, build_model
+    from vae_core.models import (
+        Completer,
+        LabelConditioned,
+        Model,
+        PriorSampler,
+        WarmStartable,
+        build_model,
+        kinds,
+        make_config,
+    )
 
-    assert set(REGISTRY) == set(KINDS)
-    models = {kind: build_model(ModelConfig(kind=kind, likelihood="bernoulli" if kind == "scvae" else "mse"))
-              for kind in KINDS}
+    assert list(kinds()) == ["vae", "cvae", "scvae"]
+    models = {kind: build_model(make_config(kind)) for kind in kinds()}
     assert all(isinstance(m, Model) for m in models.values())
     assert [k for k, m in models.items() if isinstance(m, PriorSampler)] == ["vae", "cvae"]
     assert [k for k, m in models.items() if isinstance(m, LabelConditioned)] == ["cvae"]
     assert [k for k, m in models.items() if isinstance(m, Completer)] == ["scvae"]
+    assert [k for k, m in models.items() if isinstance(m, WarmStartable)] == ["scvae"]
+    # a spec's capabilities are its class's: the app and the CLI read them without building a model
+    assert all(spec.can(cap) == isinstance(models[name], cap) for name, spec in kinds().items()
+               for cap in (PriorSampler, LabelConditioned, Completer, WarmStartable))

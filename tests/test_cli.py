@@ -73,7 +73,7 @@ def test_bad_arguments_get_one_line_and_status_2(args, says, capsys):
 def test_a_bad_argument_in_a_real_process_prints_no_traceback():
     result = cli("train", "--latent", "99", "--out", "x")
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: argument --latent: 99 is outside 1–64"
+    assert result.stderr.strip() == "error: argument --latent: latent must be between 1 and 64: 99 is above the maximum"
 
 
 def test_a_pickle_checkpoint_is_refused(tmp_path, capsys):

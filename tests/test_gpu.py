@@ -12,6 +12,7 @@ from testing import ROOT
 from testing.cli import run_cli
 from vae_core.checkpoint import load_checkpoint
 from vae_core.config import ModelConfig, TrainConfig
+from vae_core.models import make_config
 from vae_core.train import Trainer
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
@@ -23,8 +24,8 @@ def train(subset, model: ModelConfig, out=None, **settings) -> list[dict]:
 
 
 @pytest.mark.parametrize("model", [
-    ModelConfig(), ModelConfig(kind="cvae"), ModelConfig(arch="conv", hidden=64),
-    ModelConfig(kind="scvae", likelihood="bernoulli", hidden=128, latent=8),
+    ModelConfig(), make_config("cvae"), ModelConfig(arch="conv", hidden=64),
+    make_config("scvae", hidden=128, latent=8),
 ], ids=["vae", "cvae", "conv", "scvae"])
 def test_every_model_trains_on_cuda(subset, model, tmp_path):
     events = train(subset, model, tmp_path / "ck", epochs=2)
@@ -75,7 +76,7 @@ def test_compiled_training_on_cuda_matches_eager(subset):
 
 @pytest.mark.parametrize("kind", ["vae", "cvae"])
 def test_training_replayed_from_a_cuda_graph_matches_eager(subset, kind):
-    model = ModelConfig(kind=kind)
+    model = make_config(kind)
     eager = train(subset, model, epochs=2, seed=5)
     graphed = train(subset, model, epochs=2, seed=5, cuda_graphs=True)
     assert graphed[-1]["event"] == "done", graphed[-1]

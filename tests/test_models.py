@@ -7,7 +7,7 @@ from torch.distributions import Normal, kl_divergence
 
 from vae_core.config import ModelConfig
 from vae_core.losses import gaussian_kl, kl_weight, reconstruction_loss
-from vae_core.models import build_model, count_parameters
+from vae_core.models import build_model, count_parameters, make_config
 
 
 def test_seed_vae_layers_and_parameter_count():
@@ -22,7 +22,7 @@ def test_seed_vae_layers_and_parameter_count():
 
 
 def test_seed_cvae_layers_and_parameter_count():
-    model = build_model(ModelConfig(kind="cvae"))
+    model = build_model(make_config("cvae"))
     assert model.encoder.fc1.in_features == 794
     assert model.decoder.mlp.fc3.in_features == 20
     assert count_parameters(model) == 324_804
@@ -31,7 +31,7 @@ def test_seed_cvae_layers_and_parameter_count():
 @pytest.mark.parametrize("kind", ["vae", "cvae"])
 @pytest.mark.parametrize("arch", ["mlp", "conv"])
 def test_forward_shapes(kind, arch):
-    model = build_model(ModelConfig(kind=kind, arch=arch, latent=7))
+    model = build_model(make_config(kind, arch=arch, latent=7))
     x = torch.rand(5, 1, 28, 28)
     labels = torch.arange(5)
     logits, mu, log_std, z = model(x, labels)
@@ -117,7 +117,7 @@ def test_kl_warmup_is_linear_then_flat():
 
 
 def test_cvae_class_rows_share_style_across_classes():
-    model = build_model(ModelConfig(kind="cvae", latent=2)).eval()
+    model = build_model(make_config("cvae", latent=2)).eval()
     rows = model.class_rows(range(10), 3, torch.Generator().manual_seed(0))
     assert rows.shape == (30, 1, 28, 28)
     # same z, different label: the decoder input differs only in the label
@@ -128,7 +128,9 @@ def test_cvae_class_rows_share_style_across_classes():
                                  dict(likelihood="poisson"), dict(arch="conv", image_shape=(1, 30, 30))])
 def test_bad_model_settings_are_refused_with_a_message(bad):
     with pytest.raises(ValueError, match="must|needs"):
-        ModelConfig(**bad)
+        make_config(**({"kind": "vae"} | bad))
+    with pytest.raises(ValueError, match="at least 2 classes"):  # a kind's own rule, in its config class
+        make_config("cvae", n_classes=1)
 
 
 @pytest.mark.parametrize("n, nrow", [(64, 8), (10, 8), (3, 8), (30, 10)])

@@ -7,6 +7,7 @@ from testing import ROOT
 from ui.session import PRETRAINED
 from vae_core.checkpoint import load_checkpoint
 from vae_core.config import TrainConfig
+from vae_core.models import make_config
 from vae_core.recognize import describe, load_judge, recognized
 from vae_core.train.augment import random_shift
 
@@ -39,10 +40,9 @@ def test_the_judge_reads_real_digits_and_tells_a_trained_cvae_from_an_untrained_
         assert (judge(x).argmax(1) == y).float().mean() > 0.97
     shipped = recognized(load_checkpoint(ROOT / "weights" / "cvae").model, judge)
     assert shipped["overall"] > 0.9 and len(shipped["per_digit"]) == 10
-    from vae_core.config import ModelConfig
     from vae_core.models import build_model
 
-    untrained = recognized(build_model(ModelConfig(kind="cvae")).eval(), judge)
+    untrained = recognized(build_model(make_config("cvae")).eval(), judge)
     assert untrained["overall"] < 0.5
 
 

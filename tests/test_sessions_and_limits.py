@@ -11,8 +11,8 @@ from PIL import Image
 
 from ui.session import ActiveModel, SessionModels, model_bytes
 from ui.tabs.train import SETTINGS, configs
-from vae_core.config import LIMITS, ModelConfig
-from vae_core.models import build_model
+from vae_core.config import LIMITS
+from vae_core.models import build_model, make_config
 
 
 def grid(path) -> np.ndarray:
@@ -96,7 +96,7 @@ def test_a_run_is_its_owners_and_others_can_adopt_it(server):
 
 
 def real_model(hidden: int = 16) -> ActiveModel:
-    return ActiveModel(build_model(ModelConfig(kind="vae", latent=2, hidden=hidden)), "runs/x", {})
+    return ActiveModel(build_model(make_config("vae", latent=2, hidden=hidden)), "runs/x", {})
 
 
 def test_sessions_beyond_the_capacity_lose_their_models_oldest_first_and_are_told_once():

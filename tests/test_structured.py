@@ -6,14 +6,13 @@ import torch
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.evaluate import evaluate
 from vae_core.losses import gaussian_kl
-from vae_core.models import build_model, count_parameters
+from vae_core.models import build_model, count_parameters, make_config
 from vae_core.models.structured import CANONICAL, QUADRANTS, quadrant_mask, random_masks
 from vae_core.train import Trainer
 
 
 def scvae(**overrides):
-    settings = {"kind": "scvae", "likelihood": "bernoulli", "hidden": 64, "latent": 6} | overrides
-    return build_model(ModelConfig(**settings))
+    return build_model(make_config("scvae", **({"hidden": 64, "latent": 6} | overrides)))
 
 
 @pytest.mark.parametrize("arch", ["mlp", "conv"])
@@ -68,26 +67,26 @@ def test_objectives_and_config_checks():
     for p in parts.values():
         assert torch.isfinite(p["loss"]) and p["loss"] > 0
     with pytest.raises(ValueError, match="bernoulli"):
-        ModelConfig(kind="scvae", likelihood="mse")
+        make_config("scvae", likelihood="mse")
     with pytest.raises(ValueError, match="objective"):
-        ModelConfig(kind="scvae", likelihood="bernoulli", objective="magic")
+        make_config("scvae", objective="magic")
+    with pytest.raises(ValueError, match="StructuredConfig"):  # a kind's settings are its own config class
+        build_model(ModelConfig(kind="scvae"))
 
 
 def test_ncll_is_finite_and_falls_with_training(subset):
     data = subset
     test_x, _ = data.tensors("test")
-    config = ModelConfig(kind="scvae", likelihood="bernoulli", hidden=128, latent=8, given_quadrants="2")
+    config = make_config("scvae", hidden=128, latent=8, given_quadrants="2")
     untrained = build_model(config)
-    before = untrained.test_metrics(test_x[:200], torch.zeros(200), 20, torch.Generator().manual_seed(0),
-                                   CANONICAL["2"])["ncll"]
+    before = untrained.completion_metrics(test_x[:200], 20, torch.Generator().manual_seed(0), CANONICAL["2"])["ncll"]
     trainer = Trainer(config, TrainConfig(epochs=2, seed=0, device="cpu"), data).start()
     assert list(trainer.events())[-1]["event"] == "done"
     metrics = evaluate(trainer.model, test_x[:200], torch.zeros(200), samples=20)
     assert torch.isfinite(torch.tensor(metrics["ncll"])) and metrics["ncll"] < 0.6 * before
     assert metrics["given"] == ["top-left", "top-right"] and metrics["samples"] == 20
     # importance sampling with q is a valid estimate: close to (and within a bound of) its S = 1 ELBO average
-    one = trainer.model.test_metrics(test_x[:200], torch.zeros(200), 1, torch.Generator().manual_seed(1),
-                                    CANONICAL["2"])["ncll"]
+    one = trainer.model.completion_metrics(test_x[:200], 1, torch.Generator().manual_seed(1), CANONICAL["2"])["ncll"]
     assert metrics["ncll"] <= one + 0.5
 
 

@@ -8,7 +8,7 @@ from vae_core.checkpoint import load_checkpoint, save_checkpoint
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.evaluate import elbo_metrics, evaluate
 from vae_core.explore import epoch_pictures
-from vae_core.models import build_model
+from vae_core.models import build_model, make_config
 from vae_core.train import Trainer
 
 
@@ -95,7 +95,7 @@ def test_nan_loss_stops_with_a_hint_and_keeps_the_good_checkpoint(subset, tmp_pa
 
 
 def test_cvae_trains_and_previews_one_row_per_digit(subset):
-    _, events = run(subset, model=ModelConfig(kind="cvae"), epochs=1, on_epoch=epoch_pictures)
+    _, events = run(subset, model=make_config("cvae"), epochs=1, on_epoch=epoch_pictures)
     assert of(events, "epoch")[0]["grid"].shape == (10 * 30 + 2, 242)
 
 
@@ -109,7 +109,7 @@ def test_conv_and_bernoulli_and_gaussian_variants_train(subset):
 
 def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
     torch.manual_seed(0)
-    model = build_model(ModelConfig(kind="cvae", arch="conv", hidden=32, latent=3, likelihood="gaussian")).eval()
+    model = build_model(make_config("cvae", arch="conv", hidden=32, latent=3, likelihood="gaussian")).eval()
     optimizer = torch.optim.Adam(model.parameters())
     model.loss_function(torch.rand(4, 1, 28, 28), torch.arange(4))["loss"].backward()
     optimizer.step()

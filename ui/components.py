@@ -9,23 +9,24 @@ both into `gr.Error` with a plain message.
 from __future__ import annotations
 
 import io
-import math
 import threading
 
 import gradio as gr
 from gradio.components.base import server
 from PIL import Image as PILImage
 
+from vae_core.config import check_number
 from vae_core.images import MAX_UPLOAD_BYTES, ImageError, open_checked
 
 from .handler import Refusal, sketch_to_image, uploaded
 
 
-def _check_number(label: str | None, payload):
-    if payload is None or isinstance(payload, bool) or not isinstance(payload, int | float):
-        raise Refusal(f"{label or 'This value'} must be a number, not {str(payload)[:40]!r}")
-    if not math.isfinite(payload):
-        raise Refusal(f"{label or 'This value'} must be a finite number")
+def _check_number(label: str | None, payload) -> None:
+    """A widget's payload must be a finite JSON number before Gradio compares it with its bounds."""
+    try:
+        check_number(label or "This value", payload, text=False)
+    except ValueError as exc:
+        raise Refusal(str(exc)) from None
 
 
 class Slider(gr.Slider):

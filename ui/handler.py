@@ -20,7 +20,7 @@ from gradio.utils import get_upload_folder
 from vae_core.checkpoint import CheckpointError
 from vae_core.datasets import DataError
 from vae_core.images import ImageError, prepare_upload, sketch_ink
-from vae_core.models import Model
+from vae_core.models import Model, PriorSampler
 
 from .session import ActiveModel, Studio
 
@@ -115,13 +115,24 @@ def session_of(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or LOCAL
 
 
-def active(studio: Studio, request: gr.Request | None, role: str) -> ActiveModel:
-    """This session's model for `role`, after telling the session once if its own models were dropped."""
+def active(studio: Studio, request: gr.Request | None, capability: type, kind: str | None = None) -> ActiveModel:
+    """This session's model that can do `capability` (its model of `kind`, if named; see `Studio.model_for`),
+    after telling the session once if its own models were dropped."""
+    return studio.model_for(_told(studio, request), capability, kind)
+
+
+def companion(studio: Studio, request: gr.Request | None, name: str) -> ActiveModel:
+    """A model a tab uses by name beside the session's own (`KindSpec.companions`: the 2-D VAE, the baseline)."""
+    return studio.active(_told(studio, request), name)
+
+
+def _told(studio: Studio, request: gr.Request | None) -> str:
+    """The request's session, told once if its own models were dropped."""
     session = session_of(request)
     notice = studio.notice(session)
     if notice:
         gr.Warning(notice)
-    return studio.active(session, role)
+    return session
 
 
 NOT_AN_UPLOAD = "That file is not an upload to this server: upload it through the page or gradio_client's handle_file."
@@ -186,8 +197,8 @@ def first_test_pictures(studio: Studio, model: ActiveModel) -> tuple[torch.Tenso
 
 
 def random_test_pictures(studio: Studio, request: gr.Request | None, count: int,
-                         role: str = "vae") -> tuple[np.ndarray, np.ndarray]:
+                         capability: type = PriorSampler) -> tuple[np.ndarray, np.ndarray]:
     """`count` distinct test pictures (uint8, as stored) of the data the session's model was trained on, and labels."""
-    data = studio.test_data(active(studio, request, role))
+    data = studio.test_data(active(studio, request, capability))
     idx = np.random.default_rng().choice(len(data.test_images), count, replace=False)
     return data.test_images[idx, 0], data.test_labels[idx]

@@ -21,6 +21,7 @@ import pandas as pd
 
 from vae_core.film import Film
 from vae_core.images import png_bytes
+from vae_core.models import spec
 from vae_core.train import ProcessTrainer, is_final
 
 from .run_history import FILM, GRID, zipped
@@ -59,11 +60,11 @@ class LiveRun:
     active for the owner; other sessions may adopt it.
     """
 
-    def __init__(self, trainer: ProcessTrainer, kind: str, run_dir: Path, owner: str,
+    def __init__(self, trainer: ProcessTrainer, role: str, run_dir: Path, owner: str,
                  on_finish: Callable[[LiveRun], Any], past: list[dict] = (), time_limit_s: float | None = None):
         """`past`: the per-epoch history of the checkpoint a continued run resumes, drawn before its new epochs.
         `time_limit_s`: the run is stopped (as Stop does) this long after it started; None for no limit."""
-        self.trainer, self.kind, self.run_dir, self.owner = trainer, kind, run_dir, owner
+        self.trainer, self.role, self.run_dir, self.owner = trainer, role, run_dir, owner
         self.on_finish = on_finish
         self.time_limit_s = time_limit_s
         self.timed_out = False  # stopped by the time limit (not by its owner)
@@ -224,11 +225,12 @@ class LiveRun:
         """How the run ended, for the session that started it and for everyone else."""
         kind = event["event"]
         kept = bool(event.get("checkpoint"))
-        theirs = f" Its {self.kind.upper()} is active for whoever started it; the button below uses it in your tabs." \
+        title = spec(self.result.model.config.kind).title if kept and self.result is not None else ""
+        theirs = f" Its {title} is active for whoever started it; the button below uses it in your tabs." \
             if kept else ""
         judged = f"\n\n{self.result.info['recognition']}" if kept and "recognition" in self.result.info else ""
         if kind == "done":
-            return (f"✅ Done: {event['message']}. The new {self.kind.upper()} is now the active model in every "
+            return (f"✅ Done: {event['message']}. The new {title} is now the active model in every "
                     f"tab.{judged}", f"✅ Done: {event['message']}.{theirs}{judged}")
         limit = f"This server stops a run after {_duration(self.time_limit_s)}" if self.time_limit_s else ""
         if kind == "stopped":

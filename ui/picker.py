@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import gradio as gr
 
+from vae_core.models import spec
+
 from .components import ModelChoice
 from .handler import FREE, LOCAL, session_of, user_facing
 from .page import Page
 from .session import PICKABLE, Studio
-
-LABELS = {"vae": "VAE in my tabs", "cvae": "CVAE in my tabs"}
 
 
 class Picker:
@@ -44,7 +44,8 @@ def build(page: Page) -> None:
     picker = Picker(page.studio)
     with gr.Row(equal_height=True):
         pickers = [ModelChoice(list(page.studio.choices(LOCAL, role)), value=page.studio.pretrained[role].source,
-                               label=LABELS[role], elem_id=f"pick-{role}", scale=2) for role in PICKABLE]
+                               label=f"{spec(role).title} in my tabs", elem_id=f"pick-{role}", scale=2)
+                   for role in PICKABLE]
         restore = gr.Button("Restore pretrained", elem_id="restore-pretrained", scale=1)
     for dropdown in pickers:  # one pick at a time: two quick picks land in the order they were made
         dropdown.input(picker.pick, pickers, page.models, api_visibility="private", concurrency_id="pick",

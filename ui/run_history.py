@@ -95,11 +95,6 @@ def run_choices(records: list[RunRecord]) -> list[tuple[str, str]]:
     return [(record.caption(name), record.name) for record, name in zip(records, legends(records), strict=True)]
 
 
-def role_of_run(folder: Path) -> str:
-    """The role of a run's model, from its folder's name (`<date>-<time>-<role>-<id>`, `Studio._new_run_dir`)."""
-    return folder.name.split("-")[2]
-
-
 def curves(records: list[RunRecord], curve: str) -> list[tuple[str, list[tuple[float, float]]]]:
     """Each run's legend name and its (epoch, value) points of the chosen curve."""
     key = CURVES[curve]

@@ -34,28 +34,37 @@ from vae_core.checkpoint import (
     read_checkpoint_zip,
     write_files,
 )
-from vae_core.config import LIMITS, ModelConfig, TrainConfig
+from vae_core.config import LIMITS, ModelConfig, TrainConfig, options_of
 from vae_core.datasets import DATASETS, ZIP_PREFIX, DataError, Dataset, ZipUpload, load_dataset
 from vae_core.explore import epoch_pictures
 from vae_core.images import png_bytes
-from vae_core.models import Model
+from vae_core.models import LabelConditioned, Model, kinds, spec
 from vae_core.recognize import can_judge, describe, load_judge, recognized
 from vae_core.train import ProcessTrainer, process
 
 from .live_run import LiveRun
-from .run_history import FILM, GRID, ORIGIN, ZIP, role_of_run
+from .run_history import FILM, GRID, ORIGIN, ZIP
 from .settings import Settings
 
 # what a continued run keeps of its checkpoint's settings (each checked by TrainConfig); the rest is the server's
 RESUMED_SETTINGS = ("batch_size", "lr", "seed", "kl_warmup", "shift", "step_every")
 TEST_PICTURES = 64  # enough test pictures for a preview grid (a completion model shows 8 of them)
 JUDGE = "digit_judge.safetensors"  # in weights/: the CNN that reads a CVAE's digits (vae_core/recognize.py)
-# role → folder in weights/; "baseline" is the completion tab's deterministic network
-PRETRAINED = {"vae": "vae-sharp", "vae2d": "vae2d", "cvae": "cvae-sharp", "scvae": "scvae",
-              "baseline": "scvae-baseline"}
-# other shipped checkpoints a session may pick for a role: the seed's exact VAE and CVAE (weights/README.md)
-ALTERNATIVES = {"vae": ("vae", "vae2d"), "cvae": ("cvae",)}
-PICKABLE = ("vae", "cvae")  # the roles the header's model picker offers
+
+
+def pretrained_folders() -> dict[str, str]:
+    """Role → folder in weights/: each kind's default model, then the pretrained models tabs use by name."""
+    folders: dict[str, str] = {}
+    for kind in kinds().values():
+        if kind.pretrained:
+            folders[kind.name] = kind.pretrained[0]
+        folders.update(kind.companions)
+    return folders
+
+
+PRETRAINED = pretrained_folders()
+# the kinds the header's picker offers: those the app trains, with shipped checkpoints to pick from
+PICKABLE = tuple(name for name, kind in kinds().items() if kind.app_trains and kind.pretrained)
 DROPPED_NOTICE = ("This server keeps the models of its {n} most recently active training sessions, and yours "
                   "were dropped to make room: the pretrained models are active again. Download a run's checkpoint "
                   "to keep it.")
@@ -75,13 +84,12 @@ class ActiveModel:
         cfg = self.model.config
         metrics = self.info.get("metrics") or {}
         trained = f"{self.info.get('epochs_trained', '?')} epochs on {self.info.get('dataset', '?')}"
-        if cfg.kind == "scvae":
-            return (f"**Completion** ({cfg.objective}) from `{self.source}`: {cfg.arch}, latent {cfg.latent}, "
-                    f"hidden {cfg.hidden}, {trained}, any 1–3 given quadrants")
         loss = f", test loss {metrics['test_loss']:.2f}" if "test_loss" in metrics else ""
         note = " (offline 5k subset)" if self.info.get("dataset_note") else ""
-        return (f"**{cfg.kind.upper()}** from `{self.source}`: {cfg.arch}, latent {cfg.latent}, hidden {cfg.hidden}, "
-                f"{cfg.likelihood} likelihood, {trained}{note}{loss}")
+        own = "".join(f", {name.replace('_', ' ')} {getattr(cfg, name)}" for name in options_of(type(cfg))
+                      if name not in options_of(ModelConfig))  # the kind's own settings
+        return (f"**{spec(cfg.kind).title}** from `{self.source}`: {cfg.arch}, latent {cfg.latent}, "
+                f"hidden {cfg.hidden}, {cfg.likelihood} likelihood{own}, {trained}{note}{loss}")
 
 
 def open_checkpoint(path: Path, source: str) -> ActiveModel:
@@ -92,11 +100,6 @@ def as_active(ckpt: Checkpoint, source: str) -> ActiveModel:
     """The checkpoint as a session's model; its per-epoch history stays on disk (the Runs tab reads it there),
     so a session's memory is its weights and a few numbers, whatever the history's length."""
     return ActiveModel(ckpt.model, source, {k: v for k, v in ckpt.info.items() if k != "history"})
-
-
-def role_of(config: ModelConfig) -> str:
-    """The role a model plays in the tabs: its kind, or the completion tab's deterministic baseline."""
-    return "baseline" if config.kind == "scvae" and config.objective == "baseline" else config.kind
 
 
 def model_bytes(active: ActiveModel) -> int:
@@ -194,19 +197,23 @@ class Studio:
         self._datasets: dict[str, Dataset] = {}
         self._uploads: dict[str, ZipUpload] = {}  # dataset name → the zip a run read it from
         self._on_disk: list[tuple[str, Path]] = []  # (session, run folder), oldest first
+        self._roles: dict[Path, str] = {}  # run folder → the role its model takes (`ModelConfig.role`)
+        self._recognition: dict[str, str] = {}  # shipped model's source → its recognizability
 
     @classmethod
     def open(cls, settings: Settings) -> Studio:
-        opened = {folder: open_checkpoint(settings.weights_dir / folder, f"weights/{folder}")
-                  for folder in {*PRETRAINED.values(), *(f for fs in ALTERNATIVES.values() for f in fs)}}
+        folders = {*PRETRAINED.values(), *(f for kind in kinds().values() for f in kind.pretrained)}
+        opened = {folder: open_checkpoint(settings.weights_dir / folder, f"weights/{folder}") for folder in folders}
         pretrained = {role: opened[folder] for role, folder in PRETRAINED.items()}
-        shipped = {role: {opened[f].source: opened[f] for f in (PRETRAINED[role], *ALTERNATIVES.get(role, ()))}
-                   for role in PRETRAINED}
+        # role → {source: model}: every shipped checkpoint a session may pick for that role
+        shipped = {role: {opened[f].source: opened[f] for f in (folder, *_kind_pretrained(role))}
+                   for role, folder in PRETRAINED.items()}
         process.warm()  # the first run's worker imports PyTorch now, not when someone presses Start
         process.leave_cores_to_training()
         studio = cls(settings, pretrained, shipped)
         # the tabs' first test digits must not wait seconds for the test set: read it now, in the background
-        threading.Thread(target=studio.test_data, args=(pretrained["vae"],), name="read-test-set", daemon=True).start()
+        first = next(iter(pretrained.values()))
+        threading.Thread(target=studio.test_data, args=(first,), name="read-test-set", daemon=True).start()
         return studio
 
     # -- each session's models ------------------------------------------------------------
@@ -214,7 +221,29 @@ class Studio:
         return self.pretrained | self.sessions.get(session)
 
     def active(self, session: str, role: str) -> ActiveModel:
+        """This session's model for `role`: a kind's name, or a pretrained companion's (`KindSpec.companions`)."""
         return self.models(session)[role]
+
+    def model_for(self, session: str, capability: type, kind: str | None = None) -> ActiveModel:
+        """This session's model that can do `capability`: its model of `kind` if named, else the first kind's that can.
+
+        Tabs ask for what they need ("a model that samples from a prior"), never which kind.
+        """
+        models = self.models(session)
+        if kind is not None and kind not in kinds():
+            raise DataError(f"model must be one of {', '.join(self.kinds_that_can(capability))}, "
+                            f"not {str(kind)[:40]!r}")
+        names = [kind] if kind else [name for name in kinds() if name in models]
+        for name in names:
+            if name in models and isinstance(models[name].model, capability):
+                return models[name]
+        what = f"no {kind} model" if kind else "no model"
+        raise DataError(f"This session has {what} that can do that ({capability.__name__}); pick one of "
+                        f"{', '.join(self.kinds_that_can(capability))}")
+
+    def kinds_that_can(self, capability: type) -> list[str]:
+        """The kinds every session has a model of (a pretrained one at least) whose models have `capability`."""
+        return [name for name, kind in kinds().items() if name in self.pretrained and kind.can(capability)]
 
     def notice(self, session: str) -> str | None:
         """A sentence to show once if this session's own models were dropped for lack of room."""
@@ -223,7 +252,7 @@ class Studio:
     def choices(self, session: str, role: str) -> list[str]:
         """What this session may pick for `role`: the shipped checkpoints, then its own runs still on disk."""
         return [*self.shipped[role], *(f"runs/{folder.name}" for folder in self.runs(session)
-                                       if role_of_run(folder) == role)]
+                                       if self._roles.get(folder) == role)]
 
     def runs(self, session: str) -> list[Path]:
         """This session's run folders that hold a checkpoint, newest first (the disk bound keeps a few)."""
@@ -237,6 +266,12 @@ class Studio:
             self.sessions.set(session, role, self.shipped[role][source], trained=False)
         else:
             self.sessions.set(session, role, open_checkpoint(self.own_run(session, source), source), trained=True)
+
+    def choose_run(self, session: str, source: str) -> ActiveModel:
+        """Make one of this session's runs (`runs/…`) its model for the role that run's model takes."""
+        role = self._roles[self.own_run(session, source)]
+        self.choose(session, role, source)
+        return self.active(session, role)
 
     def own_run(self, session: str, source: str) -> Path:
         """The folder of `source` (`runs/…`) if it is one of this session's runs; DataError otherwise."""
@@ -259,7 +294,7 @@ class Studio:
         run = self.run
         if run is None or run.result is None:
             return None
-        self.sessions.set(session, run.kind, run.result, trained=False)
+        self.sessions.set(session, run.role, run.result, trained=False)
         return run.result
 
     # -- data -------------------------------------------------------------------------------
@@ -317,13 +352,13 @@ class Studio:
         with self._lock:
             if self.run is not None and self.run.running:
                 return self.run, False
-            run_dir = self._new_run_dir(role_of(model))
+            run_dir = self._new_run_dir(model.role)
             # in a process of its own: see vae_core/train/process.py for why
             trainer = ProcessTrainer(model, replace(train, out=str(run_dir)), upload,
                                      on_epoch=functools.partial(epoch_pictures, seed=train.seed))
             limit = self.settings.max_run_minutes * 60 or None
-            self.run = LiveRun(trainer, role_of(model), run_dir, session, self._finished, past, limit)
-            self._bound_disk(session, run_dir)
+            self.run = LiveRun(trainer, model.role, run_dir, session, self._finished, past, limit)
+            self._bound_disk(session, run_dir, model.role)
             self.run.start()
             return self.run, True
 
@@ -375,28 +410,30 @@ class Studio:
         config = ckpt.model.config
         data = self.test_data(as_active(ckpt, filename))  # the tabs' test pictures; and the check below
         fitted = data.fit(config)
-        if fitted.image_shape != config.image_shape or (config.kind == "cvae" and fitted.n_classes != config.n_classes):
+        labelled = isinstance(ckpt.model, LabelConditioned)
+        if fitted.image_shape != config.image_shape or (labelled and fitted.n_classes != config.n_classes):
             raise CheckpointError(f"{filename} says it was trained on {dataset}, but its model takes "
                                   f"{config.n_classes} classes of {'×'.join(map(str, config.image_shape))} pictures "
                                   f"and {dataset} has {fitted.n_classes} of "
                                   f"{'×'.join(map(str, fitted.image_shape))}")
         if ckpt.info.get("class_names", list(data.class_names)) != list(data.class_names):
             raise CheckpointError(f"{filename} names its classes differently from {dataset}'s")
-        role = role_of(config)
+        role = config.role
         folder = self._new_run_dir(role)
         write_files(folder, {**{k: v for k, v in files.items() if k != CARD}, CARD: model_card(ckpt.info).encode()})
         folder.with_suffix(ORIGIN).write_text(filename)
         # its final grid, as a run trained here has one, for the Runs tab
         x, labels = data.tensors("test", limit=TEST_PICTURES)
         folder.with_suffix(GRID).write_bytes(png_bytes(epoch_pictures(ckpt.model, x, labels)["grid"]))
-        self._bound_disk(session, folder)
+        self._bound_disk(session, folder, role)
         active = self._judged(as_active(ckpt, f"runs/{folder.name}"))
         self.sessions.set(session, role, active, trained=True)
         return active
 
-    def _bound_disk(self, session: str, run_dir: Path) -> None:
+    def _bound_disk(self, session: str, run_dir: Path, role: str) -> None:
         """Delete run folders (with zip, film and grid) past each session's newest few and past the server's bound."""
         self._on_disk.append((session, run_dir))
+        self._roles[run_dir] = role
         mine = [folder for owner, folder in self._on_disk if owner == session]
         doomed = set(mine[: -self.settings.runs_per_session])
         doomed |= {folder for _, folder in self._on_disk[: -self.settings.runs_kept]}
@@ -405,6 +442,8 @@ class Studio:
             for suffix in (ZIP, FILM, GRID, ORIGIN):
                 folder.with_suffix(suffix).unlink(missing_ok=True)
         self._on_disk = [(owner, folder) for owner, folder in self._on_disk if folder not in doomed]
+        for folder in doomed:
+            self._roles.pop(folder, None)
 
     def stop(self, session: str) -> str:
         """Stop the session's own run; what happened, in a sentence.
@@ -430,20 +469,30 @@ class Studio:
         if upload is not None:  # later tabs draw test pictures from the zip
             with self._lock:
                 self._uploads[upload.dataset_name] = upload
-        self.sessions.set(run.owner, run.kind, result, trained=True)
+        self.sessions.set(run.owner, run.role, result, trained=True)
         return result
 
     def _judged(self, active: ActiveModel) -> ActiveModel:
-        """A CVAE of MNIST digits gets its recognizability beside the shipped CVAE's, for the run's last word."""
-        if not can_judge(active.model, active.info.get("dataset", "")):
+        """A labelled model of MNIST digits gets its recognizability beside its shipped kind's, for the run's end."""
+        shipped = self.pretrained.get(active.model.config.role)
+        if not can_judge(active.model, active.info.get("dataset", "")) or shipped is None:
             return active
-        text = (f"An independent CNN reads {describe(recognized(active.model, self.judge))} of this CVAE's samples "
-                f"as the digit asked for; the shipped CVAE: {self._shipped_recognition}.")
+        title = spec(active.model.config.kind).title
+        text = (f"An independent CNN reads {describe(recognized(active.model, self.judge))} of this {title}'s "
+                f"samples as the digit asked for; the shipped {title}: {self._shipped_recognition(shipped)}.")
         return replace(active, info={**active.info, "recognition": text})
 
-    @functools.cached_property
-    def _shipped_recognition(self) -> str:
-        return describe(recognized(self.pretrained["cvae"].model, self.judge))
+    def _shipped_recognition(self, shipped: ActiveModel) -> str:
+        """A shipped model's recognizability, measured once (it takes a second)."""
+        if shipped.source not in self._recognition:
+            self._recognition[shipped.source] = describe(recognized(shipped.model, self.judge))
+        return self._recognition[shipped.source]
+
+
+def _kind_pretrained(role: str) -> tuple[str, ...]:
+    """The other shipped checkpoints a session may pick for `role`, if it is a kind's."""
+    kind = kinds().get(role)
+    return kind.pretrained[1:] if kind else ()
 
 
 def _minutes(seconds: float) -> str:

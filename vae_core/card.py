@@ -11,14 +11,12 @@ import json
 import math
 import shlex
 
+from .config import options_of
 from .datasets import DATASETS, FOLDER_PREFIX, ZIP_PREFIX
+from .models import LabelConditioned, PriorSampler, spec
 
 HUB_DATASETS = {"mnist": "ylecun/mnist", "fashion-mnist": "zalando-datasets/fashion_mnist"}
-KIND_NAMES = {"vae": "variational autoencoder", "cvae": "label-conditioned variational autoencoder",
-              "scvae": "structured-output conditional VAE (Sohn et al. 2015)"}
-# ModelConfig and TrainConfig fields → the `python -m vae_core train` flag that sets them
-MODEL_FLAGS = ("kind", "arch", "hidden", "latent", "likelihood", "gaussian_variance", "beta")
-SCVAE_FLAGS = ("given_quadrants", "objective", "alpha")
+# TrainConfig fields → the `python -m vae_core train` flag that sets them (a model's come from its config class)
 TRAIN_FLAGS = ("kl_warmup", "shift", "epochs", "batch_size", "lr", "seed")
 
 
@@ -33,7 +31,7 @@ def reproduce_command(config: dict, out: str = "my-run") -> str:
     if dataset.startswith(ZIP_PREFIX):
         dataset = FOLDER_PREFIX + "YOUR_PICTURES"  # an upload lives only in the app that read it
     args = ["python", "-m", "vae_core", "train", "--dataset", dataset]
-    for key in MODEL_FLAGS + (SCVAE_FLAGS if model.get("kind") == "scvae" else ()):
+    for key in ("kind", *options_of(spec(model["kind"]).config)):
         args += [f"--{key.replace('_', '-')}", str(model[key])]
     if train.get("image_size") and dataset not in DATASETS:
         args += ["--image-size", "x".join(str(side) for side in train["image_size"])]
@@ -66,7 +64,7 @@ def model_card(config: dict) -> str:
     loss = f"{metrics['test_loss']:.2f} nats per test image (−ELBO)" if "test_loss" in metrics else "not measured"
     note = f"\n\n> {config['dataset_note']}" if config.get("dataset_note") else ""
     lines += [
-        f"# A {KIND_NAMES.get(model['kind'], model['kind'])} trained with VAE Studio",
+        f"# A {spec(model['kind']).description} trained with VAE Studio",
         "",
         f"- architecture: {model['arch']}, hidden width {model['hidden']}, latent size {model['latent']}, "
         f"images {'×'.join(str(v) for v in model['image_shape'])}",
@@ -96,6 +94,7 @@ def model_card(config: dict) -> str:
 
 
 def _use_command(kind: str) -> str:
-    if kind == "scvae":  # it completes quadrants of a given digit; it has no prior samples to draw
+    if not spec(kind).can(PriorSampler):  # it has no prior samples to draw (a completion model)
         return "python -m vae_core evaluate THIS_FOLDER"
-    return "python -m vae_core sample THIS_FOLDER --png samples.png" + (" --digit 3" if kind == "cvae" else "")
+    return "python -m vae_core sample THIS_FOLDER --png samples.png" + \
+        (" --digit 3" if spec(kind).can(LabelConditioned) else "")

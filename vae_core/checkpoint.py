@@ -24,7 +24,7 @@ from .archive import checked_entries, open_zip
 from .card import model_card
 from .config import LIMITS, ModelConfig, TrainConfig
 from .datasets import DATASETS, FOLDER_PREFIX
-from .models import Model, build_model
+from .models import Model, build_model, config_from_dict
 
 CONFIG = "config.json"
 MODEL = "model.safetensors"
@@ -222,7 +222,7 @@ def check_info(info: dict, foreign: bool, name: str) -> ModelConfig:
     if problem:
         raise CheckpointError(f"{CONFIG} in {name!r}: {problem}")
     try:
-        return ModelConfig.from_dict(info["model"])
+        return config_from_dict(info["model"])
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{CONFIG} in {name!r} does not describe a model: {exc}") from exc
 

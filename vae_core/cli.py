@@ -6,8 +6,8 @@ Every user mistake ends as one line on stderr and exit status 2, never a traceba
 from __future__ import annotations
 
 import argparse
+import functools
 import json
-import math
 import os
 import signal
 import sys
@@ -17,22 +17,11 @@ import numpy as np
 import torch
 
 from .checkpoint import CheckpointError, check_output, load_checkpoint
-from .config import (
-    ARCHS,
-    DEVICES,
-    GAUSSIAN_VARIANCES,
-    KINDS,
-    LIKELIHOODS,
-    LIMITS,
-    OBJECTIVES,
-    TRAINING_LAYOUTS,
-    ModelConfig,
-    TrainConfig,
-)
+from .config import DEVICES, LIMITS, ModelConfig, Option, TrainConfig, options_of
 from .datasets import DATASETS, DEFAULT_LIKELIHOOD, FOLDER_PREFIX, ZIP_PREFIX, DataError, load_dataset
 from .hub import HubError, push
 from .images import png_bytes, to_grid
-from .models import LabelConditioned, PriorSampler
+from .models import LabelConditioned, PriorSampler, kinds, make_config, spec
 from .models.structured import parse_given
 from .train import DDP_NEEDS_TORCHRUN, Trainer, in_passing_thread, resolve_device, to_json
 
@@ -57,22 +46,25 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _limited(name: str):
-    """An argparse type for the setting `name`, in the range `LIMITS[name]` that the app uses too."""
+    """An argparse type for the setting `name`, checked by `LIMITS[name]` as the app checks it."""
     limit = LIMITS[name]
 
     def parse(text: str) -> int | float:
         try:
-            value = int(text) if limit.whole else float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole number' if limit.whole else 'number'}") \
-                from None
-        if not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"{text} is not a finite number")
-        if not limit.lo <= value <= limit.hi:
-            raise argparse.ArgumentTypeError(f"{value:g} is outside {limit.lo:g}–{limit.hi:g}")
-        return value
+            return limit.check(name.replace("_", " "), text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
     return parse
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default, where it has one worth saying."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _dataset(text: str) -> str:
@@ -103,42 +95,73 @@ def _new_file(text: str) -> Path:
     return path
 
 
+# a model option whose default the kind and the dataset decide, not its config class
+DECIDED_LATER = {"likelihood": "the kind's own (bernoulli for scvae), else the dataset's (gaussian for frey-face), "
+                               "else mse"}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m vae_core", description="Train, evaluate and sample VAEs.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    command = functools.partial(commands.add_parser, formatter_class=_Help)
+    _train_arguments(command("train", help="train a model and write a checkpoint folder"))
 
-    train = commands.add_parser("train", help="train a model and write a checkpoint folder")
-    train.add_argument("--kind", choices=KINDS, default="vae",
-                       help="vae, cvae (conditioned on the class label) or scvae (completes hidden quadrants)")
-    train.add_argument("--arch", choices=ARCHS, default="mlp")
+    evaluate = command("evaluate", help="test-set ELBO, IWAE NLL and active units")
+    evaluate.add_argument("checkpoint", help="a checkpoint folder")
+    evaluate.add_argument("--iwae-k", "--samples", type=_limited("importance_samples"), default=100,
+                          help="importance samples: IWAE bound k, or S for an scvae's conditional NLL")
+    evaluate.add_argument("--given", help="scvae: given quadrants, e.g. top-left+bottom-left (default: as trained)")
+    evaluate.add_argument("--data-root", help="folder with the dataset's files, if not in the default cache")
+    evaluate.add_argument("--dataset", type=_dataset, help="test set to use instead of the checkpoint's own")
+    evaluate.add_argument("--device", choices=DEVICES, default="auto", help="where to compute")
+    evaluate.add_argument("--json", action="store_true", help="print the figures as one JSON line")
+
+    sample = command("sample", help="decode prior samples to a PNG grid and/or .npy")
+    sample.add_argument("checkpoint", help="a checkpoint folder")
+    sample.add_argument("--n", type=_limited("n_samples"), default=64, help="how many samples")
+    sample.add_argument("--digit", type=int, help="class to draw (required for a CVAE)")
+    sample.add_argument("--temperature", type=_limited("temperature"), default=1.0,
+                        help="scale of the prior draw z ~ N(0, T²I); lower is tamer")
+    sample.add_argument("--seed", type=_limited("seed"), default=0, help="the same seed gives the same samples")
+    sample.add_argument("--png", type=_new_file, help="write the samples as one PNG grid here")
+    sample.add_argument("--npy", type=_new_file, help="write the samples as a float32 array (n, H, W) here")
+
+    push = command("push", help="publish a checkpoint folder to the Hugging Face Hub, model card included")
+    push.add_argument("checkpoint", help="a checkpoint folder")
+    push.add_argument("--repo", required=True, help="the model repo, e.g. your-name/mnist-vae (created if new)")
+    push.add_argument("--private", action="store_true", help="create the repo private")
+    return parser
+
+
+def _train_arguments(train: argparse.ArgumentParser) -> None:
+    """`train`'s flags: the model's from the registry's config classes, then the run's."""
+    found = kinds()
+    train.add_argument("--kind", choices=tuple(found), default="vae",
+                       help="; ".join(f"{name}: {kind.help}" for name, kind in found.items()))
+    shared = options_of(ModelConfig)
+    _option_arguments(train, shared)
+    taken = set(shared)
+    for kind in found.values():  # each kind's own settings, in a group of its own
+        own = {name: value for name, value in options_of(kind.config).items() if name not in taken}
+        if own:
+            _option_arguments(train.add_argument_group(f"{kind.title} (--kind {kind.name})"), own)
+            taken |= set(own)
     train.add_argument("--dataset", type=_dataset, default="mnist",
                        help=f"{', '.join(DATASETS)}, or folder:PATH for your own pictures (subfolders = classes)")
     train.add_argument("--data-root", help="folder with the idx files (torchvision layout or flat) or frey_rawface.mat")
     train.add_argument("--image-size", type=_image_size, default=(28, 28),
-                       help="for folder: datasets, HEIGHTxWIDTH or one side (default 28); aspect kept by padding")
-    train.add_argument("--hidden", type=_limited("hidden"), default=200)
-    train.add_argument("--latent", type=_limited("latent"), default=10)
-    train.add_argument("--likelihood", choices=LIKELIHOODS,
-                       help="default: gaussian for frey-face (as in the VAE paper), bernoulli for scvae, mse otherwise")
-    train.add_argument("--gaussian-variance", choices=GAUSSIAN_VARIANCES, default="global",
-                       help="for --likelihood gaussian: one learned variance or one per pixel")
-    train.add_argument("--beta", type=_limited("beta"), default=1.0, help="weight of the KL term")
-    scvae = train.add_argument_group("structured-output CVAE (--kind scvae): quadrant completion")
-    scvae.add_argument("--given-quadrants", choices=TRAINING_LAYOUTS, default="any",
-                       help="1 = top-left, 2 = top half, 3 = all but bottom-right (the paper's), any = random 1-3")
-    scvae.add_argument("--objective", choices=OBJECTIVES, default="cvae",
-                       help="cvae, gsnn (prior network only), hybrid (alpha·cvae + (1-alpha)·gsnn), baseline")
-    scvae.add_argument("--alpha", type=_limited("alpha"), default=0.5, help="the hybrid objective's weight")
-    scvae.add_argument("--init-from", help="a trained baseline checkpoint: start the generation network from it")
+                       help="for folder: datasets, HEIGHTxWIDTH or one side; aspect kept by padding")
+    train.add_argument("--init-from", help="a trained checkpoint to start from, where the kind can (an scvae starts "
+                                           "its generation network from a baseline's)")
     train.add_argument("--kl-warmup", type=_limited("kl_warmup"), default=0.0,
                        help="epochs over which the KL weight rises linearly from 0 to beta")
     train.add_argument("--shift", type=_limited("shift"), default=0,
                        help="move each training picture by up to this many pixels each way (augmentation)")
-    train.add_argument("--epochs", type=_limited("epochs"), default=10)
-    train.add_argument("--batch-size", type=_limited("batch_size"), default=128)
-    train.add_argument("--lr", type=_limited("lr"), default=1e-3)
-    train.add_argument("--seed", type=_limited("seed"), default=0)
-    train.add_argument("--device", choices=DEVICES, default="auto")
+    train.add_argument("--epochs", type=_limited("epochs"), default=10, help="epochs to train in all")
+    train.add_argument("--batch-size", type=_limited("batch_size"), default=128, help="pictures per step")
+    train.add_argument("--lr", type=_limited("lr"), default=1e-3, help="Adam's learning rate")
+    train.add_argument("--seed", type=_limited("seed"), default=0, help="the same seed gives the same run")
+    train.add_argument("--device", choices=DEVICES, default="auto", help="auto: CUDA, else MPS, else the CPU")
     train.add_argument("--resume", help="checkpoint folder to continue from (its model settings win)")
     train.add_argument("--out", required=True, help="checkpoint folder to write after every epoch")
     train.add_argument("--json", action="store_true", help="print one JSON event a line on stdout")
@@ -150,30 +173,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="under torchrun: DistributedDataParallel (gloo on CPU, nccl on CUDA); "
                             "--batch-size is the global batch, split over the processes")
 
-    evaluate = commands.add_parser("evaluate", help="test-set ELBO, IWAE NLL and active units")
-    evaluate.add_argument("checkpoint")
-    evaluate.add_argument("--iwae-k", "--samples", type=_limited("importance_samples"), default=100,
-                          help="importance samples: IWAE bound k, or S for an scvae's conditional NLL")
-    evaluate.add_argument("--given", help="scvae: given quadrants, e.g. top-left+bottom-left (default: as trained)")
-    evaluate.add_argument("--data-root")
-    evaluate.add_argument("--dataset", type=_dataset, help="test set to use instead of the checkpoint's own")
-    evaluate.add_argument("--device", choices=DEVICES, default="auto")
-    evaluate.add_argument("--json", action="store_true")
 
-    sample = commands.add_parser("sample", help="decode prior samples to a PNG grid and/or .npy")
-    sample.add_argument("checkpoint")
-    sample.add_argument("--n", type=_limited("n_samples"), default=64)
-    sample.add_argument("--digit", type=int, help="class to draw (required for a CVAE)")
-    sample.add_argument("--temperature", type=_limited("temperature"), default=1.0)
-    sample.add_argument("--seed", type=_limited("seed"), default=0)
-    sample.add_argument("--png", type=_new_file)
-    sample.add_argument("--npy", type=_new_file)
-
-    push = commands.add_parser("push", help="publish a checkpoint folder to the Hugging Face Hub, model card included")
-    push.add_argument("checkpoint")
-    push.add_argument("--repo", required=True, help="the model repo, e.g. your-name/mnist-vae (created if new)")
-    push.add_argument("--private", action="store_true")
-    return parser
+def _option_arguments(group, options: dict[str, tuple[Option, object]]) -> None:
+    """One flag per model option, typed and checked by its own limit or choices."""
+    for name, (opt, default) in options.items():
+        kwargs: dict = {"help": opt.help, "default": default}
+        if name in DECIDED_LATER:
+            kwargs.update(default=None, help=f"{opt.help}. Default: {DECIDED_LATER[name]}")
+        if opt.limit:
+            kwargs["type"] = _limited(opt.limit)
+        elif opt.choices:
+            kwargs["choices"] = opt.choices
+        group.add_argument(f"--{name.replace('_', '-')}", **kwargs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,22 +204,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    model_config = ModelConfig(
-        kind=args.kind, arch=args.arch, hidden=args.hidden, latent=args.latent,
-        likelihood=args.likelihood or _default_likelihood(args.kind, args.dataset),
-        gaussian_variance=args.gaussian_variance, beta=args.beta, given_quadrants=args.given_quadrants,
-        objective=args.objective, alpha=args.alpha,
-    )
-    train_config = TrainConfig(
-        dataset=args.dataset, data_root=args.data_root, image_size=args.image_size, epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.lr,
-        seed=args.seed, device=args.device, kl_warmup=args.kl_warmup, shift=args.shift, out=args.out,
-        resume=args.resume, ddp=args.ddp,
-        compile=args.compile, cuda_graphs=args.cuda_graphs,
-        init_from=args.init_from,
-    )
+    model_config, train_config = _configs(args)
     if args.ddp and "RANK" not in os.environ:
         raise UsageError(DDP_NEEDS_TORCHRUN)
     check_output(args.out)  # before any work: never replace what is not a checkpoint of ours
@@ -225,45 +221,7 @@ def _train(args: argparse.Namespace) -> int:
     trainer = Trainer(model_config, train_config, data).start()
     if os.environ.get("RANK", "0") != "0" and args.ddp:
         return _follow_quietly(trainer)
-    bar = None
-    last: dict = {}
-    saved_any = False
-    try:
-        for event in trainer.events():
-            last = event
-            kind = event["event"]
-            if args.json:
-                print(to_json(event), flush=True)
-            if kind == "dataset_note":
-                print(f"note: {event['dataset_note']}", file=sys.stderr)
-            elif kind == "start":
-                start = event
-                bar = tqdm(total=(event["epochs"] - event["first_epoch"] + 1) * event["n_train"], unit="img",
-                           unit_scale=True, file=sys.stderr, dynamic_ncols=True)
-            elif kind == "step" and bar is not None:
-                seen = round((event["progress"] - start["first_epoch"] + 1) * start["n_train"])
-                bar.update(seen - bar.n)
-                bar.set_postfix(epoch=event["epoch"], loss=f"{event['loss']:.2f}")
-            elif kind == "epoch":
-                saved_any = True
-            if kind == "epoch" and bar is not None and not args.json:
-                bar.write(f"epoch {event['epoch']}: train {event['train_loss']:.3f}  test {event['test_loss']:.3f} "
-                          f"(recon {event['recon']:.3f}, kl {event['kl']:.3f})  "
-                          f"{event['samples_per_s']:,.0f} img/s")
-    except KeyboardInterrupt:
-        trainer.stop()
-        trainer.join()
-        raise
-    except JobEnded:
-        trainer.stop()  # its thread may be waiting on the dead peer; the process ends without it
-        last = {"event": "error", "kind": "job_ended", "checkpoint": args.out if saved_any else None,
-                "message": f"rank {os.environ.get('RANK', '0')}: another process of the job failed or was killed, "
-                           "so torchrun ended this one. Every checkpoint written is complete."}
-        if args.json:
-            print(json.dumps(last), flush=True)
-    finally:
-        if bar is not None:
-            bar.close()
+    last = _Progress(args.json, spec(model_config.kind).loss_terms).follow(trainer, args.out)
     if not args.json:
         saved = f" Checkpoint: {last['checkpoint']}" if last.get("checkpoint") else ""
         prefix = "error: " if last.get("event") == "error" else ""
@@ -271,10 +229,76 @@ def _train(args: argparse.Namespace) -> int:
     return 0 if last.get("event") == "done" else 1
 
 
-def _default_likelihood(kind: str, dataset: str) -> str:
-    if kind == "scvae":
-        return "bernoulli"  # it predicts binarized pixels
-    return DEFAULT_LIKELIHOOD.get(dataset, "mse")
+def _configs(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig]:
+    """The run's model settings (its kind's own options only) and training settings, checked."""
+    kind = spec(args.kind)
+    options = {name: getattr(args, name) for name in options_of(kind.config)}
+    options["likelihood"] = args.likelihood or kind.likelihood or DEFAULT_LIKELIHOOD.get(args.dataset, "mse")
+    train_config = TrainConfig(
+        dataset=args.dataset, data_root=args.data_root, image_size=args.image_size, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device, kl_warmup=args.kl_warmup,
+        shift=args.shift, out=args.out, resume=args.resume, ddp=args.ddp, compile=args.compile,
+        cuda_graphs=args.cuda_graphs, init_from=args.init_from,
+    )
+    return make_config(args.kind, **options), train_config
+
+
+class _Progress:
+    """The terminal's view of a run: a progress bar and a line an epoch, or one JSON event a line."""
+
+    def __init__(self, as_json: bool, loss_terms: tuple[str, ...]):
+        self.as_json, self.loss_terms = as_json, loss_terms
+        self.bar = None
+        self.start: dict = {}
+
+    def follow(self, trainer: Trainer, out: str) -> dict:
+        """Show every event of the run; its last event (a synthetic error if torchrun ended the job)."""
+        last: dict = {}
+        saved_any = False
+        try:
+            for event in trainer.events():
+                last = event
+                saved_any |= event["event"] == "epoch"
+                if self.as_json:
+                    print(to_json(event), flush=True)
+                getattr(self, f"_on_{event['event']}", lambda event: None)(event)
+        except KeyboardInterrupt:
+            trainer.stop()
+            trainer.join()
+            raise
+        except JobEnded:
+            trainer.stop()  # its thread may be waiting on the dead peer; the process ends without it
+            last = {"event": "error", "kind": "job_ended", "checkpoint": out if saved_any else None,
+                    "message": f"rank {os.environ.get('RANK', '0')}: another process of the job failed or was "
+                               "killed, so torchrun ended this one. Every checkpoint written is complete."}
+            if self.as_json:
+                print(json.dumps(last), flush=True)
+        finally:
+            if self.bar is not None:
+                self.bar.close()
+        return last
+
+    def _on_dataset_note(self, event: dict) -> None:
+        print(f"note: {event['dataset_note']}", file=sys.stderr)
+
+    def _on_start(self, event: dict) -> None:
+        from tqdm import tqdm
+
+        self.start = event
+        self.bar = tqdm(total=(event["epochs"] - event["first_epoch"] + 1) * event["n_train"], unit="img",
+                        unit_scale=True, file=sys.stderr, dynamic_ncols=True)
+
+    def _on_step(self, event: dict) -> None:
+        if self.bar is not None:
+            seen = round((event["progress"] - self.start["first_epoch"] + 1) * self.start["n_train"])
+            self.bar.update(seen - self.bar.n)
+            self.bar.set_postfix(epoch=event["epoch"], loss=f"{event['loss']:.2f}")
+
+    def _on_epoch(self, event: dict) -> None:
+        if self.bar is not None and not self.as_json:
+            terms = ", ".join(f"{term} {event[term]:.3f}" for term in self.loss_terms if term in event)
+            self.bar.write(f"epoch {event['epoch']}: train {event['train_loss']:.3f}  test {event['test_loss']:.3f} "
+                           f"({terms})  {event['samples_per_s']:,.0f} img/s")
 
 
 def _follow_quietly(trainer: Trainer) -> int:

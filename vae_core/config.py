@@ -9,20 +9,35 @@ are all built from it, so a bound can never differ between two places again.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
 
-KINDS = ("vae", "cvae", "scvae")
 ARCHS = ("mlp", "conv")
 LIKELIHOODS = ("mse", "bernoulli", "gaussian")
 GAUSSIAN_VARIANCES = ("global", "pixel")
-OBJECTIVES = ("cvae", "gsnn", "hybrid", "baseline")
-# The structured-output CVAE's training layouts: the paper's fixed 1, 2 or 3 given quadrants, or any 1–3.
-TRAINING_LAYOUTS = ("1", "2", "3", "any")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 # How a model's training pictures were prepared, so an upload is prepared the same way:
 # MNIST's digit recipe (ink cropped, scaled into 20×20, centred by mass), or a picture
 # resized to the model's height × width with its aspect kept by padding.
 PREPARATIONS = ("mnist-digit", "padded-picture")
+
+
+def check_number(name: str, value: object, text: bool = True) -> float:
+    """`value` as a finite float, from a number or (where `text`) a numeric string; else ValueError naming why.
+
+    The one place a user's number is read: `Limit.check`, the CLI's option types, the app's
+    handlers and its widgets' own refusals all go through it.
+    """
+    if isinstance(value, str) and text:
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError(f"{name} must be a number, not {value[:40]!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number, not {str(value)[:40]!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -33,18 +48,18 @@ class Limit:
     hi: float
     whole: bool = False
 
-    def check(self, name: str, value: float) -> float | int:
-        """The value if it is a finite number in range (and whole where it must be); else ValueError naming why."""
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"{name} must be a number, not {str(value)[:40]!r}")
-        if not math.isfinite(value):
-            raise ValueError(f"{name} must be a finite number")
-        if self.whole and value != int(value):
-            raise ValueError(f"{name} must be a whole number, not {value:g}")
-        if not self.lo <= value <= self.hi:
-            side = "below the minimum" if value < self.lo else "above the maximum"
-            raise ValueError(f"{name} must be between {self.lo:g} and {self.hi:g}: {value:g} is {side}")
-        return int(value) if self.whole else float(value)
+    def check(self, name: str, value: object, text: bool = True) -> float | int:
+        """The value if it is a finite number in range (and whole where it must be); else ValueError naming why.
+
+        `text`: a numeric string is read as its number (a user typed it); a config file's must be a number.
+        """
+        number = check_number(name, value, text)
+        if self.whole and number != int(number):
+            raise ValueError(f"{name} must be a whole number, not {number:g}")
+        if not self.lo <= number <= self.hi:
+            side = "below the minimum" if number < self.lo else "above the maximum"
+            raise ValueError(f"{name} must be between {self.lo:g} and {self.hi:g}: {number:g} is {side}")
+        return int(number) if self.whole else number
 
 
 LIMITS: dict[str, Limit] = {
@@ -80,36 +95,86 @@ def check_choice(name: str, value: object, options: tuple[str, ...]) -> str:
     return value  # type: ignore[return-value]
 
 
+@dataclass(frozen=True)
+class Option:
+    """What a user-set model field is: its help, its range or choices, and how the app's Train tab shows it.
+
+    Carried in the field's metadata, so the CLI's flags, config validation, the model card's
+    command and the Train tab's widgets are all built from the config class itself.
+    """
+
+    help: str
+    limit: str | None = None  # a key of LIMITS, for a number
+    choices: tuple[str, ...] = ()
+    label: str = ""  # the Train tab's label; "" keeps the field out of the app (the CLI still has it)
+    step: float | None = None  # the Train tab's slider step, where not 1 for a count
+    number_box: bool = False  # the Train tab shows a number box rather than a slider
+
+    def check(self, name: str, value: object) -> object:
+        """The value, checked against this option's range or choices (whole numbers made ints; no strings)."""
+        if self.limit is not None:
+            return LIMITS[self.limit].check(name.replace("_", " "), value, text=False)
+        if self.choices:
+            return check_choice(name.replace("_", " "), value, self.choices)
+        return value
+
+
+def option(default: object, help: str, **kwargs) -> Any:
+    """A dataclass field that is a user-set model option (see `Option`)."""
+    return field(default=default, metadata={"option": Option(help, **kwargs)})
+
+
+def options_of(config_class: type) -> dict[str, tuple[Option, object]]:
+    """The user-set fields of a config class, in order: name → (its Option, its default)."""
+    return {f.name: (f.metadata["option"], f.default) for f in fields(config_class) if "option" in f.metadata}
+
+
+# The flat config of checkpoint format 0.1 wrote the structured CVAE's three fields for every kind
+# (`models.config_from_dict` reads such a checkpoint of another kind without them).
+SHARED_IN_0_1 = ("given_quadrants", "objective", "alpha")
+
+
 @dataclass
 class ModelConfig:
-    """Everything needed to rebuild a model: a checkpoint's config.json holds exactly this."""
+    """Everything needed to rebuild a model: a checkpoint's config.json holds exactly this.
+
+    This class is the VAE's; a kind with settings or rules of its own subclasses it (see
+    `vae_core.kinds`), adding fields made with `option` and checks in `problems`.
+    """
+
+    MIN_CLASSES: ClassVar[int] = 0  # the labelled data a kind needs: a CVAE needs two classes or more
 
     kind: str = "vae"
-    arch: str = "mlp"
+    arch: str = option("mlp", "fully connected (the seed's) or convolutional encoder and decoder", choices=ARCHS,
+                       label="Architecture")
     image_shape: tuple[int, int, int] = (1, 28, 28)
-    hidden: int = 200
-    latent: int = 10
+    hidden: int = option(200, "width of the hidden layers", limit="hidden", label="Hidden width", step=8)
+    latent: int = option(10, "size of the latent code z", limit="latent", label="Latent size")
     n_classes: int = 10
-    likelihood: str = "mse"
-    gaussian_variance: str = "global"
-    beta: float = 1.0
+    likelihood: str = option("mse", "the decoder's likelihood: mse as in the seed (a Gaussian of variance 1/2), "
+                             "bernoulli (BCE-sum) or gaussian with a learned variance", choices=LIKELIHOODS,
+                             label="Likelihood")
+    gaussian_variance: str = option("global", "for --likelihood gaussian: one learned variance or one per pixel",
+                                    choices=GAUSSIAN_VARIANCES)
+    beta: float = option(1.0, "weight of the KL term", limit="beta", label="β (KL weight)", number_box=True)
     preparation: str = "mnist-digit"
-    # the structured-output CVAE only (kind "scvae"): see models/structured.py
-    given_quadrants: str = "any"
-    objective: str = "cvae"
-    alpha: float = 0.5
 
     def __post_init__(self) -> None:
-        self.image_shape = tuple(int(v) for v in self.image_shape)
-        self.given_quadrants = str(self.given_quadrants)
-        problems = []
-        for name, value, options in (("kind", self.kind, KINDS), ("arch", self.arch, ARCHS),
-                                     ("likelihood", self.likelihood, LIKELIHOODS),
-                                     ("gaussian variance", self.gaussian_variance, GAUSSIAN_VARIANCES),
-                                     ("preparation", self.preparation, PREPARATIONS)):
-            _collect(problems, check_choice, name, value, options)
-        for name in ("latent", "hidden", "beta"):
-            _collect(problems, LIMITS[name].check, f"{name} size" if name == "latent" else name, getattr(self, name))
+        self.image_shape = tuple(int(v) for v in self.image_shape)  # type: ignore[assignment]
+        problems: list[str] = []
+        for name, (opt, _) in options_of(type(self)).items():
+            try:
+                setattr(self, name, opt.check(name, getattr(self, name)))
+            except ValueError as exc:
+                problems.append(str(exc))
+        _collect(problems, check_choice, "preparation", self.preparation, PREPARATIONS)
+        problems += self.problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def problems(self) -> list[str]:
+        """What is wrong with these settings beyond each field's own range: shapes, and a kind's own rules."""
+        problems: list[str] = []
         if len(self.image_shape) != 3 or not 1 <= self.image_shape[0] <= 4:
             problems.append(f"image shape must be (channels 1–4, height, width), not {self.image_shape}")
         else:
@@ -118,16 +183,14 @@ class ModelConfig:
             if self.arch == "conv" and (self.image_shape[1] % 4 or self.image_shape[2] % 4):
                 problems.append("the conv architecture needs image height and width divisible by 4")
         _collect(problems, LIMITS["n_classes"].check, "number of classes", self.n_classes)
-        if self.kind == "cvae" and self.n_classes < 2:
-            problems.append("a CVAE needs labelled data with at least 2 classes")
-        if self.kind == "scvae":
-            if self.likelihood != "bernoulli":
-                problems.append("the structured-output CVAE predicts binarized pixels: use the bernoulli likelihood")
-            _collect(problems, check_choice, "objective", self.objective, OBJECTIVES)
-            _collect(problems, check_choice, "given quadrants", self.given_quadrants, TRAINING_LAYOUTS)
-            _collect(problems, LIMITS["alpha"].check, "alpha", self.alpha)
-        if problems:
-            raise ValueError("; ".join(problems))
+        if self.n_classes < self.MIN_CLASSES:
+            problems.append(f"a {self.kind} needs labelled data with at least {self.MIN_CLASSES} classes")
+        return problems
+
+    @property
+    def role(self) -> str:
+        """The place a model of these settings takes among a session's models: its kind."""
+        return self.kind
 
     @property
     def n_pixels(self) -> int:
@@ -138,6 +201,8 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelConfig:
+        """These settings from a checkpoint's `model` dict; unknown fields refused (`models.config_from_dict`
+        picks the class of the dict's kind)."""
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:

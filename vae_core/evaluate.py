@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import torch
 
-from .models import Model
+from .models import Completer, Model
 
 
 @torch.no_grad()
@@ -45,4 +45,9 @@ def evaluate(model: Model, x: torch.Tensor, labels: torch.Tensor, samples: int =
     CVAE its conditional NLL with S = `samples` for the given `layout`.
     """
     generator = torch.Generator(device=x.device).manual_seed(seed)
-    return {**elbo_metrics(model, x, labels, generator), **model.test_metrics(x, labels, samples, generator, layout)}
+    elbo = elbo_metrics(model, x, labels, generator)
+    if layout is None:
+        return {**elbo, **model.test_metrics(x, labels, samples, generator)}
+    if not isinstance(model, Completer):
+        raise ValueError("given quadrants only apply to a model that completes them (an scvae)")
+    return {**elbo, **model.completion_metrics(x, samples, generator, layout)}

@@ -6,11 +6,12 @@ import gradio as gr
 import numpy as np
 
 from vae_core import explore
+from vae_core.models import Completer
 from vae_core.models.structured import QUADRANTS, parse_given
 
 from .. import limits
 from ..components import QuadrantToggle, digit_input, grid_image, reseed_button
-from ..handler import active, picture, random_test_pictures, user_facing
+from ..handler import active, companion, picture, random_test_pictures, user_facing
 from ..page import Page
 from ..session import Studio
 
@@ -32,14 +33,14 @@ class CompleteTab:
         """
         names = parse_given(given)
         n, seed = limits.check("completions", n, "n"), limits.check("seed", seed)
-        model = active(self.studio, request, "scvae").model
-        baseline = active(self.studio, request, "baseline").model
+        model = active(self.studio, request, Completer).model
+        baseline = companion(self.studio, request, "baseline").model
         return explore.completion_grid(model, baseline, picture(image, model), names, n, seed)
 
     @user_facing
     def pick(self, request: gr.Request = None) -> np.ndarray:
         """One test picture (private)."""
-        return random_test_pictures(self.studio, request, 1, "scvae")[0][0]
+        return random_test_pictures(self.studio, request, 1, Completer)[0][0]
 
 
 def build(page: Page) -> None:

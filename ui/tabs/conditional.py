@@ -7,6 +7,7 @@ import numpy as np
 
 from vae_core import explore
 from vae_core.config import Limit
+from vae_core.models import LabelConditioned
 
 from .. import limits
 from ..components import ClassButtons, enumerate_names, grid_image, reseed_button
@@ -32,14 +33,14 @@ class ConditionalTab:
             n: how many samples, 1–400.
             seed: the random seed of the styles (latent codes).
         """
-        model = active(self.studio, request, "cvae").model
+        model = active(self.studio, request, LabelConditioned).model
         digit = Limit(0, model.config.n_classes - 1, whole=True).check("digit", digit)  # the model's own classes
         return explore.conditional_grid(model, digit, limits.check("n_samples", n, "n"), limits.check("seed", seed))
 
     @user_facing
     def classes(self, request: gr.Request = None) -> list[str]:
         """The active CVAE's class names, in the order `digit` numbers them (folder names for your own pictures)."""
-        active_model = active(self.studio, request, "cvae")
+        active_model = active(self.studio, request, LabelConditioned)
         return class_names(active_model)
 
     def refresh(self, digit: int = 0, request: gr.Request = None):
@@ -55,7 +56,7 @@ class ConditionalTab:
             styles: how many columns (styles), 1–20.
             seed: the random seed of the styles.
         """
-        model = active(self.studio, request, "cvae").model
+        model = active(self.studio, request, LabelConditioned).model
         return explore.all_classes_grid(model, limits.check("styles", styles), limits.check("seed", seed))
 
 

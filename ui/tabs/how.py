@@ -12,6 +12,7 @@ from gradio.utils import get_upload_folder
 from vae_core import explore
 from vae_core.config import Limit
 from vae_core.losses import REDUCTIONS, term_balance
+from vae_core.models import PriorSampler
 
 from .. import limits
 from ..components import Number, digit_input, grid_image
@@ -21,7 +22,6 @@ from ..session import Studio
 
 TEXT = (Path(__file__).parent / "how_it_works.md").read_text()
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
-EXPLAINED = ("vae", "cvae")
 
 
 class HowTab:
@@ -38,13 +38,13 @@ class HowTab:
 
         Args:
             image: a picture of one digit.
-            kind: "vae" or "cvae".
+            kind: which of the session's models: "vae" or "cvae".
             label: the class given to a CVAE (ignored by a VAE).
             beta: the KL weight β, 0–100, for the loss shown.
             reduction: "sum" or "mean" over pixels, to see how averaging shifts the balance.
             seed: the seed of ε in z = μ + σ·ε.
         """
-        net = active(self.studio, request, limits.check_choice("kind", kind, EXPLAINED)).model
+        net = active(self.studio, request, PriorSampler, kind).model
         label = Limit(0, max(net.config.n_classes - 1, 0), whole=True).check("label", label)
         beta, seed = limits.check("beta", beta, "β"), limits.check("seed", seed)
         reduction = limits.check_choice("reduction", reduction, REDUCTIONS)
@@ -101,7 +101,8 @@ def build(page: Page) -> None:
                 image = digit_input("Digit", "how-image")
                 pick = gr.Button("A random test digit", elem_id="how-pick")
                 with gr.Row():
-                    kind = gr.Radio(list(EXPLAINED), value="vae", label="Model")
+                    kinds = page.studio.kinds_that_can(PriorSampler)
+                    kind = gr.Radio(kinds, value=kinds[0], label="Model")
                     label = Number(0, label="Label (CVAE)", precision=0, minimum=0)
                 beta = limits.slider("beta", "β (KL weight)", 1.0, step=0.1)
                 reduction = gr.Radio(list(REDUCTIONS), value="sum", label="Reduction over pixels",

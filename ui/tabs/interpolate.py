@@ -6,6 +6,7 @@ import gradio as gr
 import numpy as np
 
 from vae_core import explore
+from vae_core.models import PriorSampler
 
 from .. import limits
 from ..components import digit_input, grid_image
@@ -28,7 +29,7 @@ class InterpolateTab:
             steps: pictures along the path, 2–50.
         """
         steps = limits.check("steps", steps)
-        model = active(self.studio, request, "vae").model
+        model = active(self.studio, request, PriorSampler).model
         return explore.interpolation_grid(model, picture(image_a, model, "image A"),
                                           picture(image_b, model, "image B"), steps)
 

@@ -8,25 +8,31 @@ from pathlib import Path
 import gradio as gr
 
 from vae_core import browser
+from vae_core.models import PriorSampler
 
 from .. import limits
 from ..components import digit_input
-from ..handler import SAMPLING, active, first_test_pictures, gpu, picture, quiet_until_given, user_facing
+from ..handler import SAMPLING, active, companion, first_test_pictures, gpu, picture, quiet_until_given, user_facing
 from ..page import Page
 from ..session import ActiveModel, Studio
 from .conditional import class_names
 
 SCRIPT = (Path(__file__).parents[1] / "latent_map.js").read_text()
-# which model the map shows: the shipped 2-D VAE (its axes are its code) or the session's own VAE
-MAP_OF = {"2-D VAE (pretrained)": "vae2d", "active VAE": "vae"}
+# which model the map shows: the shipped 2-D VAE (its axes are its code) or the session's own
+MAP_OF = ("2-D VAE (pretrained)", "active VAE")
 
 
 class LatentMapTab:
     def __init__(self, studio: Studio):
         self.studio = studio
 
+    def _model(self, which: str, request: gr.Request | None) -> ActiveModel:
+        if limits.check_choice("model", which, MAP_OF) == MAP_OF[0]:
+            return companion(self.studio, request, "vae2d")
+        return active(self.studio, request, PriorSampler)
+
     def _view(self, which: str, request: gr.Request | None) -> tuple[ActiveModel, dict, str]:
-        model = active(self.studio, request, MAP_OF[limits.check_choice("model", which, tuple(MAP_OF))])
+        model = self._model(which, request)
         x, labels, total = first_test_pictures(self.studio, model)  # each travels with its picture and reconstruction
         view = browser.map_view(model.model, x, labels, class_names(model))
         text = (f"{len(x):,} of {total:,} test images from `{model.source}`; axes: {view['axes_text']}."
@@ -54,7 +60,7 @@ class LatentMapTab:
     @user_facing
     def marker(self, which: str, image, request: gr.Request = None):
         """A drawn or uploaded digit's posterior on the map: its mean and ±2σ ellipse (private)."""
-        model = active(self.studio, request, MAP_OF[limits.check_choice("model", which, tuple(MAP_OF))])
+        model = self._model(which, request)
         x, labels, _ = first_test_pictures(self.studio, model)
         mark = browser.posterior_marker(model.model, picture(image, model.model, "digit"), x, labels)
         return gr.HTML(marker=json.dumps(mark))
@@ -64,7 +70,7 @@ def build(page: Page) -> None:
     tab = LatentMapTab(page.studio)
     with gr.Tab("Latent map", id="latent-map", elem_id="tab-latent-map") as opened:
         with gr.Row():
-            which = gr.Radio(list(MAP_OF), value=next(iter(MAP_OF)), label="Map of", elem_id="latent-map-model")
+            which = gr.Radio(list(MAP_OF), value=MAP_OF[0], label="Map of", elem_id="latent-map-model")
             text = gr.Markdown(elem_id="latent-map-text")
         with gr.Row():
             with gr.Column(scale=3):

@@ -11,15 +11,14 @@ import numpy as np
 
 from vae_core import browser
 from vae_core.config import Limit
+from vae_core.models import PriorSampler
 
-from .. import limits
 from ..handler import SAMPLING, Refusal, active, first_test_pictures, gpu, user_facing
 from ..page import Page
 from ..session import Studio
 from .conditional import class_names
 
 SCRIPT = (Path(__file__).parents[1] / "playground.js").read_text()
-MODELS = ("vae", "cvae")
 
 
 class PlaygroundTab:
@@ -29,7 +28,7 @@ class PlaygroundTab:
     @user_facing
     def spec(self, kind: str = "vae", request: gr.Request = None):
         """The session's model for the page: its dimensions by KL, its classes and its MLP decoder (private)."""
-        model = active(self.studio, request, limits.check_choice("model", kind, MODELS))
+        model = active(self.studio, request, PriorSampler, kind)
         x, labels, _ = first_test_pictures(self.studio, model)  # their average KL orders the dimensions
         spec = browser.playground(model.model, x, labels, class_names(model))
         return gr.HTML(spec=json.dumps({**spec, "source": model.source})), gr.Image(visible=spec["decoder"] is None)
@@ -37,7 +36,7 @@ class PlaygroundTab:
     @user_facing
     def server_decode(self, kind: str, value: str, request: gr.Request = None) -> np.ndarray:
         """The page's code decoded here, for a model whose decoder the page cannot run (private)."""
-        model = active(self.studio, request, limits.check_choice("model", kind, MODELS)).model
+        model = active(self.studio, request, PriorSampler, kind).model
         try:
             asked = json.loads(value)
             code, label = [float(v) for v in asked["code"]], int(asked.get("label", 0))
@@ -55,8 +54,9 @@ class PlaygroundTab:
 def build(page: Page) -> None:
     tab = PlaygroundTab(page.studio)
     with gr.Tab("Latent playground", id="playground", elem_id="tab-playground") as opened:
-        kind = gr.Radio(list(MODELS), value="vae", label="Model", elem_id="playground-model",
-                        info="this session's active VAE or CVAE")
+        kinds = page.studio.kinds_that_can(PriorSampler)
+        kind = gr.Radio(kinds, value=kinds[0], label="Model", elem_id="playground-model",
+                        info="which of this session's active models")
         with gr.Row():
             space = gr.HTML(value="", html_template="<div></div>", js_on_load=SCRIPT, spec="",
                             elem_id="playground", elem_classes=["playground"])

@@ -6,6 +6,7 @@ import gradio as gr
 import numpy as np
 
 from vae_core import explore
+from vae_core.models import PriorSampler
 
 from ..components import digit_input, grid_image
 from ..handler import active, picture, random_test_pictures, user_facing
@@ -29,7 +30,7 @@ class ReconstructTab:
         Args:
             image: a picture of one digit (PNG or JPEG; dark on light or light on dark).
         """
-        model = active(self.studio, request, "vae").model
+        model = active(self.studio, request, PriorSampler).model
         return explore.reconstruction_pair(model, picture(image, model))
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gradio as gr
 
+from vae_core.models import spec
+
 from .. import limits
 from ..components import ModelChoice
 from ..handler import FREE, session_of, user_facing
@@ -20,7 +22,6 @@ from ..run_history import (
     curves_svg,
     legends,
     read_runs,
-    role_of_run,
     run_choices,
     settings_table,
     zipped,
@@ -59,10 +60,8 @@ class RunsTab:
     def make_active(self, run: str, request: gr.Request = None) -> str:
         """Make one of this session's runs (`runs/…`) the active model of its kind in every tab."""
         session = session_of(request)
-        folder = self.studio.own_run(session, run)
-        role = role_of_run(folder)
-        self.studio.choose(session, role, run)
-        gr.Info(f"{run} is now the active {role.upper()} in every tab.")
+        chosen = self.studio.choose_run(session, run)
+        gr.Info(f"{run} is now the active {spec(chosen.model.config.kind).title} in every tab.")
         return self.studio.describe(session)
 
     @user_facing

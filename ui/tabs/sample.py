@@ -1,4 +1,4 @@
-"""Sample: decoded prior draws from the session's VAE."""
+"""Sample: decoded prior draws from any of the session's models that has a prior (a VAE, a CVAE)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import gradio as gr
 import numpy as np
 
 from vae_core import explore
+from vae_core.models import PriorSampler
 
 from .. import limits
 from ..components import grid_image, reseed_button
@@ -19,16 +20,18 @@ class SampleTab:
         self.studio = studio
 
     @user_facing
-    def sample(self, n: int = 64, temperature: float = 1.0, seed: int = 0, request: gr.Request = None) -> np.ndarray:
-        """Decoded prior samples z ~ N(0, T²I) from the active VAE, as one PNG grid of 28-px tiles.
+    def sample(self, n: int = 64, temperature: float = 1.0, seed: int = 0, model: str = "vae",
+               request: gr.Request = None) -> np.ndarray:
+        """Decoded prior samples z ~ N(0, T²I) from one of the session's models, as one PNG grid.
 
         Args:
-            n: how many samples, 1–400 (laid out 8 per row).
+            n: how many samples, 1–400 (laid out in a square).
             temperature: the prior's scale T, 0–3; 1 samples the model's own prior, lower is tamer.
             seed: the random seed; the same seed gives the same samples.
+            model: which of the session's active models: "vae", or "cvae" (each sample of a random class).
         """
-        model = active(self.studio, request, "vae").model
-        return explore.sample_grid(model, limits.check("n_samples", n, "n"), limits.check("temperature", temperature),
+        net = active(self.studio, request, PriorSampler, model).model
+        return explore.sample_grid(net, limits.check("n_samples", n, "n"), limits.check("temperature", temperature),
                                    limits.check("seed", seed))
 
 
@@ -36,11 +39,14 @@ def build(page: Page) -> None:
     tab = SampleTab(page.studio)
     with gr.Tab("Sample", id="sample", elem_id="tab-sample") as opened, gr.Row():
         with gr.Column(scale=1):
+            kinds = page.studio.kinds_that_can(PriorSampler)
+            model = gr.Radio(kinds, value=kinds[0], label="Model", elem_id="sample-model",
+                             info="a CVAE draws each sample's class at random")
             n = limits.slider("n_samples", "n", 64)
             temperature = limits.slider("temperature", "Temperature", 1.0, step=0.05,
                                         info="scales the prior draw z ~ N(0, T²I)")
             seed = limits.seed()
             reseed_button("New samples", seed, "sample-btn")
         out = grid_image("Prior samples", "sample-grid")
-    gr.on(page.live(opened, n, temperature, seed), gpu(tab.sample), [n, temperature, seed], out, api_name="sample",
-          **LIVE)
+    gr.on(page.live(opened, n, temperature, seed, model), gpu(tab.sample), [n, temperature, seed, model], out,
+          api_name="sample", **LIVE)

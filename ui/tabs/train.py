@@ -12,8 +12,9 @@ from pathlib import Path
 
 import gradio as gr
 
-from vae_core.config import ARCHS, LIKELIHOODS, ModelConfig, TrainConfig, check_choice
+from vae_core.config import ModelConfig, TrainConfig, check_choice, options_of
 from vae_core.datasets import DATASETS, DEFAULT_LIKELIHOOD, ZipUpload
+from vae_core.models import KindSpec, kinds, make_config, spec
 
 from .. import limits
 from ..components import ModelChoice, grid_image
@@ -21,9 +22,8 @@ from ..handler import FREE, Refusal, not_an_agent_tool, session_of, uploaded, us
 from ..live_run import LOSS_SERIES, PART_SERIES, LiveRun, Snapshot, plot_frame
 from ..page import Page
 from ..run_history import read_runs, run_choices
-from ..session import Studio, role_of
+from ..session import Studio
 
-TRAINABLE = ("vae", "cvae")  # the app trains these; the completion models come from weights/
 UPLOAD = "upload"
 UPDATE_EVERY_S = 1.0
 NOT_SEEN = (-1, -1)
@@ -80,7 +80,7 @@ class TrainTab:
         session = session_of(request)
         filename = Path(path).name
         active = self.studio.bring_back(session, path, filename=filename)
-        gr.Info(f"{filename} is back: it is now the active {role_of(active.model.config).upper()} in every tab, "
+        gr.Info(f"{filename} is back: it is now the active {spec(active.model.config.kind).title} in every tab, "
                 "and below, the run to continue. The Runs tab compares it with your other runs.")
         # the run list follows from the models' change (refresh_runs), which also puts this run first
         return self.studio.describe(session), active.source
@@ -139,22 +139,23 @@ class TrainTab:
             model_config, train_config = configs(settings, self.studio.settings.train_device)
         except ValueError as exc:
             raise Refusal(str(exc)) from None
-        upload = self._upload(settings["zip_file"], train_config.image_size, model_config.kind) \
+        upload = self._upload(settings["zip_file"], train_config.image_size, spec(model_config.kind)) \
             if settings["dataset"] == UPLOAD else None
         if upload is not None:
             train_config = replace(train_config, dataset=upload.dataset_name)
         return self.studio.start_run(session_of(request), model_config, train_config, upload)
 
     @user_facing
-    def _upload(self, zip_file, size: tuple[int, int], kind: str) -> ZipUpload:
+    def _upload(self, zip_file, size: tuple[int, int], kind: KindSpec) -> ZipUpload:
         """The uploaded zip, surveyed; the run decodes it, showing progress, and Stop works while it does."""
         if not zip_file:
             raise Refusal("Upload a .zip of pictures first (or pick another dataset)")
         path = uploaded(zip_file)
         upload, classes = self.studio.upload(path, size, filename=Path(path).name)
-        if kind == "cvae" and classes < 2:
-            raise Refusal("These pictures have no class subfolders, so only the VAE can train on them: choose "
-                           "Model vae, or put each class in its own subfolder of the zip.")
+        if classes < kind.min_classes:
+            raise Refusal(f"These pictures have {classes} class subfolder{'s' if classes != 1 else ''}, and a "
+                          f"{kind.title} needs {kind.min_classes}: choose another model, or put each class in its "
+                          "own subfolder of the zip.")
         return upload
 
     @user_facing
@@ -192,13 +193,8 @@ SETTINGS = tuple(name for name in inspect.signature(TrainTab.train).parameters i
 
 def configs(settings: dict, device: str) -> tuple[ModelConfig, TrainConfig]:
     """The run's model and training settings from the Train tab's values, each checked against its limit."""
-    model = ModelConfig(
-        kind=check_choice("kind", settings["kind"], TRAINABLE), arch=check_choice("arch", settings["arch"], ARCHS),
-        hidden=limits.check("hidden", settings["hidden"], "hidden width"),
-        latent=limits.check("latent", settings["latent"], "latent size"),
-        likelihood=check_choice("likelihood", settings["likelihood"], LIKELIHOODS),
-        beta=limits.check("beta", settings["beta"]),
-    )
+    kind = check_choice("kind", settings["kind"], trainable())
+    model = make_config(kind, **{name: _typed(name, settings[name]) for name in MODEL_WIDGETS})
     train = TrainConfig(
         dataset=check_choice("dataset", settings["dataset"], (*DATASETS, UPLOAD)),
         epochs=limits.check("epochs", settings["epochs"]),
@@ -224,6 +220,21 @@ def outputs(snap: Snapshot, seen: tuple[int, int], mine: bool) -> tuple:
             (snap.version, snap.pictures))
 
 
+def _typed(name: str, value: object) -> object:
+    """A model option as an API client may send it (a number as text too), read as its config checks it."""
+    opt = options_of(ModelConfig)[name][0]
+    return limits.check(opt.limit, value, name.replace("_", " ")) if opt.limit else value
+
+
+def trainable() -> tuple[str, ...]:
+    """The kinds the app trains (`KindSpec.app_trains`); others come from weights/ or the CLI."""
+    return tuple(name for name, kind in kinds().items() if kind.app_trains)
+
+
+# the model settings the Train tab shows, in its order: those its config class gives a label
+MODEL_WIDGETS = tuple(name for name, (opt, _) in options_of(ModelConfig).items() if opt.label)
+
+
 def dataset_defaults(name: str):
     """Show the upload box for your own pictures; Frey Face trains with its paper's Gaussian likelihood."""
     return gr.Group(visible=name == UPLOAD), DEFAULT_LIKELIHOOD.get(name, "mse")
@@ -238,8 +249,8 @@ def settings_column() -> tuple[dict, gr.Group, gr.Button, gr.Button, gr.Markdown
     # Stop answers here, not in the run status: that belongs to the run, and its final
     # "Stopped" may arrive before Stop's own reply does.
     stop_note = gr.Markdown(elem_id="stop-note")
-    c["kind"] = gr.Radio(list(TRAINABLE), value="vae", label="Model", info="cvae: conditioned on the digit label")
-    c["arch"] = gr.Radio(list(ARCHS), value="mlp", label="Architecture")
+    c["kind"] = gr.Radio([(spec(kind).title, kind) for kind in trainable()], value="vae", label="Model",
+                         info="CVAE: conditioned on the digit label", elem_id="train-kind")
     c["dataset"] = gr.Dropdown([*DATASETS, ("your pictures (.zip)", UPLOAD)], value="mnist", label="Dataset",
                                elem_id="dataset")
     with gr.Group(visible=False) as upload_box:
@@ -248,11 +259,8 @@ def settings_column() -> tuple[dict, gr.Group, gr.Button, gr.Button, gr.Markdown
         with gr.Row():
             c["height"] = limits.slider("image_side", "Height (px)", 28)
             c["width"] = limits.slider("image_side", "Width (px)", 28)
-    c["latent"] = limits.slider("latent", "Latent size", 10)
-    c["hidden"] = limits.slider("hidden", "Hidden width", 200, step=8)
-    c["likelihood"] = gr.Radio(list(LIKELIHOODS), value="mse", label="Likelihood",
-                               info="mse as in the seed; bernoulli = BCE-sum")
-    c["beta"] = limits.number("beta", "β (KL weight)", 1.0, elem_id="beta")
+    for name in MODEL_WIDGETS:
+        c[name] = limits.option_widget(name, *options_of(ModelConfig)[name])
     c["kl_warmup"] = limits.number("kl_warmup", "KL warm-up (epochs)", 0)
     c["epochs"] = limits.slider("epochs", "Epochs", 10, elem_id="epochs")
     c["batch_size"] = limits.slider("batch_size", "Batch size", 128, elem_id="batch-size")

@@ -6,6 +6,7 @@ import gradio as gr
 import numpy as np
 
 from vae_core import explore
+from vae_core.models import PriorSampler
 
 from .. import limits
 from ..components import digit_input, grid_image
@@ -32,7 +33,7 @@ class TraverseTab:
         """
         span, steps, seed = limits.check("span", span), limits.check("steps", steps), limits.check("seed", seed)
         base = limits.check_choice("base", base, explore.BASES)
-        model = active(self.studio, request, "vae").model
+        model = active(self.studio, request, PriorSampler).model
         code = None
         if base == "random":
             code = explore.random_code(model, seed)
@@ -44,7 +45,7 @@ class TraverseTab:
         """The grid's label names its rows and columns (private): numbers drawn into it would blur when enlarged."""
         if not all(isinstance(v, int | float) for v in (span, steps)) or steps < 2:
             return gr.skip()
-        latent = active(self.studio, request, "vae").model.config.latent
+        latent = active(self.studio, request, PriorSampler).model.config.latent
         return gr.Image(label=f"Rows z₁ … z{_subscript(latent)} from the top; columns {-span:+.3g} … {span:+.3g} "
                               f"in steps of {2 * span / (steps - 1):.2g}, around the {base} code")
 

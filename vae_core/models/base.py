@@ -2,9 +2,10 @@
 
 `Model` is what the trainer, the evaluator, the CLI and the app need of any model.
 Capabilities that only some models have are small protocols of their own, checked with
-`isinstance` (they are runtime-checkable): a caller asks "can it sample from a prior?",
-never "is it a VAE?". A new model implements `Model` plus whichever capabilities it has,
-and registers its kind in `models/__init__.py`.
+`isinstance` (they are runtime-checkable, and method-only so that `issubclass` works on a
+kind's class too): a caller asks "can it sample from a prior?", never "is it a VAE?". A new
+model implements `Model` plus whichever capabilities it has; its module registers its kind
+(`vae_core.kinds`).
 """
 
 from __future__ import annotations
@@ -37,13 +38,9 @@ class Model(Protocol):
         """The model's deterministic answer to each input: a reconstruction, or a completion."""
         ...
 
-    def test_metrics(self, x: torch.Tensor, labels: torch.Tensor, samples: int, generator: torch.Generator,
-                     layout: tuple[str, ...] | None = None) -> dict:
+    def test_metrics(self, x: torch.Tensor, labels: torch.Tensor, samples: int,
+                     generator: torch.Generator) -> dict:
         """The model's own likelihood figures on a test set, with `samples` importance samples."""
-        ...
-
-    def warm_start(self, other: Model) -> None:
-        """Start from part of another trained model (`--init-from`), or refuse with a ValueError."""
         ...
 
 
@@ -77,6 +74,18 @@ class Completer(Protocol):
                  mean: bool = False) -> torch.Tensor: ...
 
     def layout_mask(self, given: Iterable[str], device: torch.device | None = None) -> torch.Tensor: ...
+
+    def completion_metrics(self, x: torch.Tensor, samples: int, generator: torch.Generator,
+                           layout: tuple[str, ...]) -> dict: ...
+
+
+@runtime_checkable
+class WarmStartable(Protocol):
+    """Starts from part of another trained model (`--init-from`)."""
+
+    def warm_start(self, other: Model) -> None:
+        """Copy what it can use of `other`, or refuse with a ValueError naming why."""
+        ...
 
 
 def in_chunks(fn: Callable[..., torch.Tensor], *tensors: torch.Tensor, size: int) -> torch.Tensor:

@@ -23,18 +23,51 @@ any layout of 1–3 quadrants ("any", what the app's model is trained on).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from ..config import ModelConfig
+from ..config import ModelConfig, option
+from ..kinds import KindSpec, register
 from ..losses import bernoulli_nll, gaussian_kl, importance_sampled_nll
 from ..nets import build_decoder, build_encoder, reparameterize
-from .base import Model, in_chunks
+from .base import in_chunks
 
 QUADRANTS = ("top-left", "top-right", "bottom-left", "bottom-right")
+OBJECTIVES = ("cvae", "gsnn", "hybrid", "baseline")
+# The training layouts: the paper's fixed 1, 2 or 3 given quadrants, or any 1–3.
+TRAINING_LAYOUTS = ("1", "2", "3", "any")
 # The paper's settings, in reading order: 1 = top-left, 2 = top half, 3 = all but bottom-right.
 CANONICAL = {"1": QUADRANTS[:1], "2": QUADRANTS[:2], "3": QUADRANTS[:3], "any": QUADRANTS[:2]}
+
+
+@dataclass
+class StructuredConfig(ModelConfig):
+    """The structured-output CVAE's settings: the model's, plus its layout and objective."""
+
+    kind: str = "scvae"
+    likelihood: str = "bernoulli"
+    given_quadrants: str = option("any", "1 = top-left, 2 = top half, 3 = all but bottom-right (the paper's), "
+                                  "any = random 1-3", choices=TRAINING_LAYOUTS)
+    objective: str = option("cvae", "cvae, gsnn (prior network only), hybrid (alpha·cvae + (1-alpha)·gsnn), "
+                            "baseline (z = 0: a deterministic network)", choices=OBJECTIVES)
+    alpha: float = option(0.5, "the hybrid objective's weight", limit="alpha")
+
+    def __post_init__(self) -> None:
+        self.given_quadrants = str(self.given_quadrants)  # config.json may hold the layout 2 as a number
+        super().__post_init__()
+
+    def problems(self) -> list[str]:
+        problems = super().problems()
+        if self.likelihood != "bernoulli":
+            problems.append("the structured-output CVAE predicts binarized pixels: use the bernoulli likelihood")
+        return problems
+
+    @property
+    def role(self) -> str:
+        """The baseline is the Complete tab's deterministic comparison, beside the session's completion model."""
+        return "baseline" if self.objective == "baseline" else self.kind
 
 
 def quadrant_index(height: int, width: int) -> torch.Tensor:
@@ -81,7 +114,7 @@ NCLL_ROWS = 20_000  # generation-network rows per forward pass of the importance
 
 
 class StructuredCVAE(nn.Module):
-    """Prior, recognition and generation networks: a `Model` and a `Completer`."""
+    """Prior, recognition and generation networks: a `Model`, a `Completer` and `WarmStartable`."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -187,20 +220,22 @@ class StructuredCVAE(nn.Module):
 
         return importance_sampled_nll(log_lik, proposal, prior, samples, generator)
 
-    def test_metrics(self, x: torch.Tensor, labels: torch.Tensor, samples: int, generator: torch.Generator,
-                     layout: tuple[str, ...] | None = None) -> dict:
-        """The negative conditional log-likelihood of the hidden quadrants, nats per image.
+    def test_metrics(self, x: torch.Tensor, labels: torch.Tensor, samples: int,
+                     generator: torch.Generator) -> dict:
+        """The completion figures for the canonical layout of its training setting (labels are not used)."""
+        return self.completion_metrics(x, samples, generator, CANONICAL[self.config.given_quadrants])
 
-        `layout` is the given quadrants (default: the canonical layout of its training setting).
-        """
+    def completion_metrics(self, x: torch.Tensor, samples: int, generator: torch.Generator,
+                           layout: tuple[str, ...]) -> dict:
+        """The negative conditional log-likelihood of the hidden quadrants given `layout`, nats per image."""
         self.eval()
-        layout = tuple(layout or CANONICAL[self.config.given_quadrants])
+        layout = tuple(layout)
         mask = self.layout_mask(layout, x.device)
         ncll = in_chunks(lambda xb: self.conditional_nll(xb, mask, samples, generator), x,
                          size=max(1, NCLL_ROWS // samples)).mean().item()
         return {"ncll": ncll, "samples": samples, "given": list(layout), "objective": self.config.objective}
 
-    def warm_start(self, other: Model) -> None:
+    def warm_start(self, other: nn.Module) -> None:
         """Start the generation network from a trained baseline's, as Sohn et al. do."""
         if not isinstance(other, StructuredCVAE):
             raise ValueError("--init-from copies a structured-output baseline's generation network into an scvae")
@@ -241,3 +276,11 @@ class StructuredCVAE(nn.Module):
         rows = [torch.cat([binarize(x[i : i + 1]) * mask, self.complete(x[i : i + 1], mask, per_row - 1, generator)])
                 for i in range(min(len(x), per_row))]
         return torch.cat(rows)
+
+
+register(KindSpec(
+    "scvae", StructuredCVAE, StructuredConfig, title="Structured CVAE",
+    description="structured-output conditional VAE (Sohn et al. 2015)",
+    help="the structured-output CVAE of Sohn et al. 2015: completes hidden quadrants of a digit",
+    likelihood="bernoulli", pretrained=("scvae",), companions={"baseline": "scvae-baseline"}, order=2,
+))

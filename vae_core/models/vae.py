@@ -9,18 +9,29 @@ heads around a conv trunk (`nets`), so both architectures share every line here.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
+from ..kinds import KindSpec, register
 from ..losses import gaussian_kl, importance_sampled_nll, log_likelihood_offset, reconstruction_loss
 from ..nets import build_decoder, build_encoder, reparameterize
-from .base import Model, in_chunks
+from .base import in_chunks
 
 ENCODE_CHUNK = 2000  # rows per forward pass when encoding a whole test set
 IWAE_ROWS = 20_000  # decoder rows per forward pass of the importance-sampled bound (images × samples)
+
+
+@dataclass
+class CVAEConfig(ModelConfig):
+    """The VAE's settings, for a model that needs labelled data."""
+
+    MIN_CLASSES: ClassVar[int] = 2
+    kind: str = "cvae"
 
 
 class VAE(nn.Module):
@@ -138,13 +149,11 @@ class VAE(nn.Module):
         self.eval()
         return int((self.posterior_means(x, labels).var(dim=0) > threshold).sum().item())
 
-    def test_metrics(self, x: torch.Tensor, labels: torch.Tensor, samples: int, generator: torch.Generator,
-                     layout: tuple[str, ...] | None = None) -> dict:
+    def test_metrics(self, x: torch.Tensor, labels: torch.Tensor, samples: int,
+                     generator: torch.Generator) -> dict:
         return {"iwae_nll": self.iwae_nll(x, labels, samples, generator), "iwae_k": samples,
                 "active_units": self.active_units(x, labels)}
 
-    def warm_start(self, other: Model) -> None:
-        raise ValueError("--init-from copies a structured-output baseline's generation network into an scvae")
 
 
 class CVAE(VAE):
@@ -174,3 +183,15 @@ class CVAE(VAE):
         z = torch.randn(per_row, self.config.latent, generator=generator, device=device) * temperature
         labels = torch.tensor(classes, device=device).repeat_interleave(per_row)
         return self.sample(len(labels), labels, z=z.repeat(len(classes), 1))
+
+
+register(KindSpec(
+    "vae", VAE, ModelConfig, title="VAE", description="variational autoencoder",
+    help="a VAE: encoder, z ~ q(z|x), decoder, prior N(0, I)", app_trains=True,
+    pretrained=("vae-sharp", "vae", "vae2d"), companions={"vae2d": "vae2d"}, order=0,
+))
+register(KindSpec(
+    "cvae", CVAE, CVAEConfig, title="CVAE", description="label-conditioned variational autoencoder",
+    help="a VAE conditioned on the class label (draws a chosen digit)", app_trains=True,
+    pretrained=("cvae-sharp", "cvae"), order=1,
+))

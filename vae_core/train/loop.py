@@ -28,7 +28,7 @@ from ..config import ModelConfig, TrainConfig
 from ..datasets import Dataset, ReadStopped, ZipUpload, load_dataset
 from ..evaluate import elbo_metrics
 from ..losses import kl_weight
-from ..models import Model, build_model, count_parameters
+from ..models import Model, WarmStartable, build_model, count_parameters
 from .augment import random_shift
 from .device import resolve_device
 from .distributed import DistributedRun
@@ -186,6 +186,8 @@ class Trainer(Followed):
                 torch.manual_seed(cfg.seed)
                 model = build_model(model_config)
             if cfg.init_from:
+                if not isinstance(model, WarmStartable):
+                    raise ValueError(f"--init-from does not apply to a {model_config.kind}: its models start afresh")
                 model.warm_start(load_checkpoint(cfg.init_from).model)
         model.to(device).train()
         # The fused kernel updates every parameter in one pass: 1.5× the throughput of the
