@@ -86,6 +86,22 @@ class QuadrantToggle(gr.CheckboxGroup):
         return {"type": "string", "description": "1 to 3 quadrant names joined by '+', e.g. 'top-left+bottom-left'"}
 
 
+class KindChoice(gr.Radio):
+    """Which of the session's models a tab uses, by kind: its choices follow the session's models (a trained
+    kind joins them), so the handler, not the gate, checks the pick (`Studio.model_for`)."""
+
+    checked_by_handler = True
+
+    def get_block_name(self) -> str:
+        return "radio"
+
+    def preprocess(self, payload):
+        # Gradio's own check would use the choices as first built
+        if payload is not None and not isinstance(payload, str):
+            raise Refusal(f"{self.label}: a model kind's name, such as vae")
+        return payload
+
+
 class ModelChoice(gr.Dropdown):
     """A model picker: its choices follow the session's runs, so the handler, not the gate, checks the pick."""
 

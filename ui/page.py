@@ -6,7 +6,10 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from .handler import LIVE, SAMPLING, gpu, quiet_until_given
+from vae_core.models import spec
+
+from .components import KindChoice
+from .handler import FREE, LIVE, LOCAL, SAMPLING, gpu, quiet_until_given, session_of
 from .session import Studio
 
 
@@ -24,6 +27,17 @@ class Page:
         when the page loads: the tab a person looks at is never queued behind nine others.
         """
         return [where.select, self.models.change, *(control.change for control in controls)]
+
+    def kind_choice(self, capability: type, **kwargs) -> KindChoice:
+        """A choice among the session's models that have `capability`, following the session's models as they change."""
+        def choices(request: gr.Request):
+            names = self.studio.kinds_for(session_of(request), capability)
+            return gr.Radio(choices=[(spec(name).title, name) for name in names])
+
+        names = self.studio.kinds_for(LOCAL, capability)
+        choice = KindChoice([(spec(name).title, name) for name in names], value=names[0], label="Model", **kwargs)
+        self.models.change(choices, None, choice, api_visibility="private", **FREE)
+        return choice
 
     def test_pictures(self, where: gr.Tab, button: gr.Button, pick, outputs: list) -> None:
         """Random test pictures for a tab's picture inputs: on its button, and on opening the tab while they are empty.

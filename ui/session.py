@@ -231,19 +231,20 @@ class Studio:
         """
         models = self.models(session)
         if kind is not None and kind not in kinds():
-            raise DataError(f"model must be one of {', '.join(self.kinds_that_can(capability))}, "
+            raise DataError(f"model must be one of {', '.join(self.kinds_for(session, capability))}, "
                             f"not {str(kind)[:40]!r}")
         names = [kind] if kind else [name for name in kinds() if name in models]
         for name in names:
             if name in models and isinstance(models[name].model, capability):
                 return models[name]
-        what = f"no {kind} model" if kind else "no model"
-        raise DataError(f"This session has {what} that can do that ({capability.__name__}); pick one of "
-                        f"{', '.join(self.kinds_that_can(capability))}")
+        what = f"no {kind} model yet (train one)" if kind else "no model"
+        raise DataError(f"This session has {what} that can do that; its models that can: "
+                        f"{', '.join(self.kinds_for(session, capability)) or 'none'}")
 
-    def kinds_that_can(self, capability: type) -> list[str]:
-        """The kinds every session has a model of (a pretrained one at least) whose models have `capability`."""
-        return [name for name, kind in kinds().items() if name in self.pretrained and kind.can(capability)]
+    def kinds_for(self, session: str, capability: type) -> list[str]:
+        """The kinds of this session's models that have `capability`, in the registry's order."""
+        models = self.models(session)
+        return [name for name in kinds() if name in models and isinstance(models[name].model, capability)]
 
     def notice(self, session: str) -> str | None:
         """A sentence to show once if this session's own models were dropped for lack of room."""

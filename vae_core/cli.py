@@ -45,13 +45,15 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _limited(name: str):
-    """An argparse type for the setting `name`, checked by `LIMITS[name]` as the app checks it."""
+def _limited(name: str, called: str | None = None):
+    """An argparse type for the setting `name`, checked by `LIMITS[name]` as the app checks it.
+
+    `called`: what its messages call it, where the setting uses another setting's limit."""
     limit = LIMITS[name]
 
     def parse(text: str) -> int | float:
         try:
-            return limit.check(name.replace("_", " "), text)
+            return limit.check((called or name).replace("_", " "), text)
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -181,7 +183,7 @@ def _option_arguments(group, options: dict[str, tuple[Option, object]]) -> None:
         if name in DECIDED_LATER:
             kwargs.update(default=None, help=f"{opt.help}. Default: {DECIDED_LATER[name]}")
         if opt.limit:
-            kwargs["type"] = _limited(opt.limit)
+            kwargs["type"] = _limited(opt.limit, name)
         elif opt.choices:
             kwargs["choices"] = opt.choices
         group.add_argument(f"--{name.replace('_', '-')}", **kwargs)

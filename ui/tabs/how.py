@@ -101,8 +101,7 @@ def build(page: Page) -> None:
                 image = digit_input("Digit", "how-image")
                 pick = gr.Button("A random test digit", elem_id="how-pick")
                 with gr.Row():
-                    kinds = page.studio.kinds_that_can(PriorSampler)
-                    kind = gr.Radio(kinds, value=kinds[0], label="Model")
+                    kind = page.kind_choice(PriorSampler)
                     label = Number(0, label="Label (CVAE)", precision=0, minimum=0)
                 beta = limits.slider("beta", "β (KL weight)", 1.0, step=0.1)
                 reduction = gr.Radio(list(REDUCTIONS), value="sum", label="Reduction over pixels",

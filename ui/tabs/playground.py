@@ -54,9 +54,7 @@ class PlaygroundTab:
 def build(page: Page) -> None:
     tab = PlaygroundTab(page.studio)
     with gr.Tab("Latent playground", id="playground", elem_id="tab-playground") as opened:
-        kinds = page.studio.kinds_that_can(PriorSampler)
-        kind = gr.Radio(kinds, value=kinds[0], label="Model", elem_id="playground-model",
-                        info="which of this session's active models")
+        kind = page.kind_choice(PriorSampler, elem_id="playground-model", info="which of this session's active models")
         with gr.Row():
             space = gr.HTML(value="", html_template="<div></div>", js_on_load=SCRIPT, spec="",
                             elem_id="playground", elem_classes=["playground"])

@@ -39,9 +39,8 @@ def build(page: Page) -> None:
     tab = SampleTab(page.studio)
     with gr.Tab("Sample", id="sample", elem_id="tab-sample") as opened, gr.Row():
         with gr.Column(scale=1):
-            kinds = page.studio.kinds_that_can(PriorSampler)
-            model = gr.Radio(kinds, value=kinds[0], label="Model", elem_id="sample-model",
-                             info="a CVAE draws each sample's class at random")
+            model = page.kind_choice(PriorSampler, elem_id="sample-model",
+                                     info="a CVAE draws each sample's class at random")
             n = limits.slider("n_samples", "n", 64)
             temperature = limits.slider("temperature", "Temperature", 1.0, step=0.05,
                                         info="scales the prior draw z ~ N(0, T²I)")
