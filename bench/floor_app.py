@@ -22,7 +22,7 @@ def main(port: int) -> None:
     studio = Studio.open(Settings.from_env())
     demo = app.build(studio)
     # two real sample grids, made once: the same bytes to send as the app's, and every answer a new file
-    pictures = [explore.sample_grid(studio.pretrained["vae"].model, 64, 1.0, seed) for seed in (0, 1)]
+    pictures = [explore.sample_grid(studio.catalogue.pretrained["vae"].model, 64, 1.0, seed) for seed in (0, 1)]
 
     def answer(value: float):
         return pictures[int(round(value * 100)) % 2]

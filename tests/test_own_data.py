@@ -62,7 +62,7 @@ def test_unlabelled_folder_offers_only_the_vae(picture_folder, tmp_path):
     data = load_image_folder(flat)
     assert data.n_classes == 0 and "no classes" in data.note
     result = cli("train", "--kind", "cvae", "--dataset", f"folder:{flat}", "--epochs", "1", "--out", tmp_path / "o")
-    assert result.returncode == 2 and "a CVAE needs labelled data" in result.stderr
+    assert result.returncode == 2 and "a cvae needs labelled data" in result.stderr
 
 
 def test_split_is_stratified_and_needs_a_test_image():
@@ -201,7 +201,7 @@ def test_bad_uploads_get_plain_messages(own_server, tmp_path, picture_folder):
         for i, file in enumerate(sorted(picture_folder.rglob("*.png"))[:5]):
             archive.write(file, f"{i}.png")
     for path, model, message in [(escaping, "vae", "leaves its folder"), (empty, "vae", "found 0 readable"),
-                                 (flat, "cvae", "only the VAE")]:
+                                 (flat, "cvae", "0 class subfolders, and a CVAE needs 2")]:
         with pytest.raises(AppError, match=message):
             client.predict(kind=model, dataset="upload", epochs=1, zip_file=handle_file(path), api_name="/train")
     with pytest.raises(AppError, match="Upload a .zip"):
@@ -225,7 +225,7 @@ def test_how_it_works_numbers_are_the_training_loss(tmp_path, digit_png):
 
 
 def check_explain(client, digit_png):
-    from ui.session import PRETRAINED
+    from ui.catalogue import PRETRAINED
 
     model = load_checkpoint(ROOT / "weights" / PRETRAINED["vae"]).model
     x = load_digit(str(digit_png[0]))

@@ -4,7 +4,7 @@ import torch
 from gradio_client import Client
 
 from testing import ROOT
-from ui.session import PRETRAINED
+from ui.catalogue import PRETRAINED
 from vae_core.checkpoint import load_checkpoint
 from vae_core.config import TrainConfig
 from vae_core.models import make_config

@@ -101,10 +101,9 @@ def test_a_phone_photo_is_seen_upright_and_a_thin_strip_is_refused(tmp_path, sub
 def test_two_uploads_with_the_same_name_are_two_datasets(tmp_path, subset):
     import zipfile
 
-    from ui.session import Studio
-    from ui.settings import Settings
+    from ui.data_cache import DataCache
 
-    studio = Studio(Settings(runs_dir=tmp_path / "runs"), pretrained={})
+    cache = DataCache()
     names = []
     for n_classes in (2, 3):
         archive = tmp_path / f"set{n_classes}" / "digits.zip"
@@ -115,7 +114,7 @@ def test_two_uploads_with_the_same_name_are_two_datasets(tmp_path, subset):
                     path = tmp_path / "p.png"
                     Image.fromarray(subset.train_images[digit * 450 + i, 0]).save(path)
                     z.write(path, f"{digit}/{i}.png")
-        names.append(studio.upload(str(archive), (28, 28), "digits.zip")[0].load())
+        names.append(cache.upload(str(archive), (28, 28), "digits.zip")[0].load())
     assert names[0].name != names[1].name and (names[0].n_classes, names[1].n_classes) == (2, 3)
     assert all(data.name.startswith("zip:digits.zip") for data in names)
 
@@ -300,7 +299,7 @@ def test_tiny_pictures_trained_large_are_charged_at_their_training_size(tmp_path
 
 
 def test_decoded_datasets_kept_in_memory_are_bounded_by_bytes(subset):
-    from ui.session import trim_to
+    from ui.data_cache import trim_to
 
     kept = {name: subset for name in ("a", "b", "c")}
     trim_to(kept, 2 * subset.nbytes)

@@ -9,7 +9,8 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from ui.session import ActiveModel, SessionModels, model_bytes
+from ui.catalogue import ActiveModel, model_bytes
+from ui.owners import SessionModels
 from ui.tabs.train import SETTINGS, configs
 from vae_core.config import LIMITS
 from vae_core.models import build_model, make_config

@@ -11,7 +11,7 @@ import inspect
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 import numpy as np
@@ -22,7 +22,8 @@ from vae_core.datasets import DataError
 from vae_core.images import ImageError, prepare_upload, sketch_ink
 from vae_core.models import Model, PriorSampler
 
-from .session import ActiveModel, Studio
+from .catalogue import ActiveModel
+from .session import Studio
 
 if TYPE_CHECKING:
     import torch
@@ -33,9 +34,9 @@ LOCAL = "local"  # the session of a call from Python in this process (benchmarks
 # Picture endpoints share one slot group sized to the CPU: more parallel model calls than
 # cores only make each one slower. Following a run, the timer and Stop take no slot: they
 # mostly wait, and must never queue behind sampling.
-SAMPLING = {"concurrency_id": "sampling", "concurrency_limit": max(2, os.cpu_count() or 2)}
-FREE = {"concurrency_limit": None}
-LIVE = {**SAMPLING, "trigger_mode": "always_last"}  # an action that re-runs as its controls move
+SAMPLING: dict[str, Any] = {"concurrency_id": "sampling", "concurrency_limit": max(2, os.cpu_count() or 2)}
+FREE: dict[str, Any] = {"concurrency_limit": None}
+LIVE: dict[str, Any] = {**SAMPLING, "trigger_mode": "always_last"}  # an action that re-runs as its controls move
 
 try:  # On a Hugging Face Space with ZeroGPU, GPU work must run inside spaces.GPU calls.
     import spaces
@@ -191,7 +192,7 @@ TEST_POINTS = 500  # test pictures the latent map shows, and that order the play
 
 def first_test_pictures(studio: Studio, model: ActiveModel) -> tuple[torch.Tensor, torch.Tensor, int]:
     """The first `TEST_POINTS` test pictures of the model's data as tensors, their labels, and the test set's size."""
-    data = studio.test_data(model)
+    data = studio.data.test_data(model)
     x, labels = data.tensors("test", limit=TEST_POINTS)
     return x, labels, len(data.test_labels)
 
@@ -199,6 +200,6 @@ def first_test_pictures(studio: Studio, model: ActiveModel) -> tuple[torch.Tenso
 def random_test_pictures(studio: Studio, request: gr.Request | None, count: int,
                          capability: type = PriorSampler) -> tuple[np.ndarray, np.ndarray]:
     """`count` distinct test pictures (uint8, as stored) of the data the session's model was trained on, and labels."""
-    data = studio.test_data(active(studio, request, capability))
+    data = studio.data.test_data(active(studio, request, capability))
     idx = np.random.default_rng().choice(len(data.test_images), count, replace=False)
     return data.test_images[idx, 0], data.test_labels[idx]

@@ -6,10 +6,11 @@ import gradio as gr
 
 from vae_core.models import spec
 
+from .catalogue import PICKABLE
 from .components import ModelChoice
 from .handler import FREE, LOCAL, session_of, user_facing
 from .page import Page
-from .session import PICKABLE, Studio
+from .session import Studio
 
 
 class Picker:
@@ -43,7 +44,8 @@ class Picker:
 def build(page: Page) -> None:
     picker = Picker(page.studio)
     with gr.Row(equal_height=True):
-        pickers = [ModelChoice(list(page.studio.choices(LOCAL, role)), value=page.studio.pretrained[role].source,
+        shipped = page.studio.catalogue.pretrained
+        pickers = [ModelChoice(list(page.studio.choices(LOCAL, role)), value=shipped[role].source,
                                label=f"{spec(role).title} in my tabs", elem_id=f"pick-{role}", scale=2)
                    for role in PICKABLE]
         restore = gr.Button("Restore pretrained", elem_id="restore-pretrained", scale=1)

@@ -28,11 +28,11 @@ def _b64(tensor: torch.Tensor) -> str:
 
 def decoder_weights(model: PriorSampler) -> dict | None:
     """The MLP decoder's layers for the page, or None for a model the page cannot run (a conv decoder)."""
-    mlp = getattr(model.decoder, "mlp", None)
-    if mlp is None:
+    layers = model.export_mlp()
+    if layers is None:
         return None
-    return {"layers": [{"w": _b64(layer.weight), "b": _b64(layer.bias), "rows": layer.out_features,
-                        "cols": layer.in_features} for layer in (mlp.fc3, mlp.fc4)]}
+    return {"layers": [{"w": _b64(weight), "b": _b64(bias), "rows": weight.shape[0], "cols": weight.shape[1]}
+                       for weight, bias in layers]}
 
 
 @torch.no_grad()

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from .images import to_grid
-from .losses import gaussian_kl_per_dim, reconstruction_loss
+from .losses import gaussian_kl_per_dim
 from .models import Completer, LabelConditioned, Model, PriorSampler
 from .models.structured import binarize
 
@@ -149,15 +149,16 @@ def loss_breakdown(model: PriorSampler, x: torch.Tensor, label: int = 0, seed: i
     learner reads is what the optimizer sees: `reconstruction` is the training term
     (−log p(x|z), up to a constant for `mse`) and `kl` is the closed-form KL to N(0, I).
     """
-    logits, mu, log_std, z = model(x, _labels(model, 1, label), _gen(seed))
+    terms = model.loss_terms(x, _labels(model, 1, label), _gen(seed))
+    mu, log_std = terms["mu"], terms["log_std"]
     kl_per_dim = gaussian_kl_per_dim(mu, log_std)
     return {
-        "mu": mu[0].tolist(), "sigma": torch.exp(log_std[0]).tolist(), "z": z[0].tolist(),
+        "mu": mu[0].tolist(), "sigma": torch.exp(log_std[0]).tolist(), "z": terms["z"][0].tolist(),
         "kl_per_dim": kl_per_dim[0].tolist(),
-        "reconstruction": reconstruction_loss(model.config.likelihood, logits, x, model.log_sigma_x).item(),
+        "reconstruction": terms["recon"].sum().item(),
         "kl": kl_per_dim.sum().item(),
         "n_pixels": model.config.n_pixels,
-        "picture": to_grid(torch.cat([x, torch.sigmoid(logits)])),
+        "picture": to_grid(torch.cat([x, terms["mean"]])),
     }
 
 

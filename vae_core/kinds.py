@@ -13,6 +13,7 @@ it, so that a kind's module can register without importing the package that find
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from .config import ModelConfig
 
@@ -39,8 +40,18 @@ class KindSpec:
     order: int = 100  # its place in every list of kinds (--kind, the app's choices), then by name
 
     def can(self, capability: type) -> bool:
-        """Whether its models have `capability` (one of the method-only protocols of `models.base`)."""
-        return issubclass(self.model, capability)
+        """Whether its models have `capability` (a protocol of `models.base`): every method it declares.
+
+        Asked of the class, before any model is built; a protocol's data members (`config`) are
+        each instance's, so `issubclass` cannot answer and the methods stand for the whole.
+        """
+        return all(callable(getattr(self.model, name, None)) for name in _methods(capability))
+
+
+def _methods(protocol: type) -> set[str]:
+    """The public methods that `protocol` and the protocols it extends declare."""
+    return {name for klass in protocol.__mro__ if Protocol in klass.__bases__
+            for name, value in vars(klass).items() if callable(value) and not name.startswith("_")}
 
 
 REGISTRY: dict[str, KindSpec] = {}

@@ -10,10 +10,11 @@ from vae_core.config import Limit
 from vae_core.models import LabelConditioned
 
 from .. import limits
+from ..catalogue import ActiveModel
 from ..components import ClassButtons, enumerate_names, grid_image, reseed_button
 from ..handler import LIVE, SAMPLING, active, gpu, user_facing
 from ..page import Page
-from ..session import ActiveModel, Studio
+from ..session import Studio
 
 
 def class_names(active_model: ActiveModel) -> list[str]:

@@ -11,10 +11,11 @@ from vae_core import browser
 from vae_core.models import PriorSampler
 
 from .. import limits
+from ..catalogue import ActiveModel
 from ..components import digit_input
 from ..handler import SAMPLING, active, companion, first_test_pictures, gpu, picture, quiet_until_given, user_facing
 from ..page import Page
-from ..session import ActiveModel, Studio
+from ..session import Studio
 from .conditional import class_names
 
 SCRIPT = (Path(__file__).parents[1] / "latent_map.js").read_text()

@@ -43,7 +43,7 @@ class RunsTab:
             run: the run picked (`runs/…`), kept picked if it is still there; else the newest.
         """
         limits.check_choice("curve", curve, tuple(CURVES))
-        records = read_runs(self.studio.runs(session_of(request)))
+        records = read_runs(self.studio.runs.of(session_of(request)))
         settings = self.studio.settings
         note = (f"{len(records)} run(s), newest first. This server keeps each session's newest "
                 f"{settings.runs_per_session} runs (and {settings.runs_kept} in all): the oldest go first, so "
@@ -67,13 +67,13 @@ class RunsTab:
     @user_facing
     def checkpoint(self, run: str, request: gr.Request = None) -> str:
         """One of this session's runs as its zipped checkpoint folder (model card included), for /load_checkpoint."""
-        return str(zipped(self.studio.own_run(session_of(request), run)))
+        return str(zipped(self.studio.runs.own(session_of(request), run)))
 
     @user_facing
     def film(self, run: str, request: gr.Request = None) -> str:
         """One of this session's runs as an animated GIF: its sample grid at every epoch, with epoch and test loss."""
-        folder = self.studio.own_run(session_of(request), run)
-        live = self.studio.run
+        folder = self.studio.runs.own(session_of(request), run)
+        live = self.studio.runs.current
         if live is not None and live.running and live.run_dir == folder:
             raise ValueError("This run is still training: its film is made when it ends.")
         if not folder.with_suffix(FILM).is_file():

@@ -65,7 +65,7 @@ class TrainTab:
     def _continue(self, run: str, epochs: int, request: gr.Request | None) -> tuple[LiveRun, bool]:
         if not run:
             raise Refusal("Pick a run to continue first: train one, or bring back a checkpoint")
-        return self.studio.continue_run(session_of(request), run, limits.check("epochs", epochs, "more epochs"))
+        return self.studio.runs.continue_run(session_of(request), run, limits.check("epochs", epochs, "more epochs"))
 
     @user_facing
     def bring_back(self, zip_file, request: gr.Request = None) -> tuple[str, str]:
@@ -79,7 +79,7 @@ class TrainTab:
         path = uploaded(zip_file)
         session = session_of(request)
         filename = Path(path).name
-        active = self.studio.bring_back(session, path, filename=filename)
+        active = self.studio.runs.bring_back(session, path, filename=filename)
         gr.Info(f"{filename} is back: it is now the active {spec(active.model.config.kind).title} in every tab, "
                 "and below, the run to continue. The Runs tab compares it with your other runs.")
         # the run list follows from the models' change (refresh_runs), which also puts this run first
@@ -91,7 +91,7 @@ class TrainTab:
         return gr.Dropdown(choices=choices, value=choices[0][1] if choices else None)
 
     def run_choices(self, session: str) -> list[tuple[str, str]]:
-        return run_choices(read_runs(self.studio.runs(session)))
+        return run_choices(read_runs(self.studio.runs.of(session)))
 
     def _stream(self, run: LiveRun, started: bool):
         """A started run's updates, about once a second, until it ends."""
@@ -122,7 +122,7 @@ class TrainTab:
 
     def watch(self) -> gr.Timer:
         """On page load: the timer runs only while a run is live, so an idle page asks nothing (private)."""
-        run = self.studio.run
+        run = self.studio.runs.current
         return gr.Timer(active=run is not None and run.running)
 
     def follow(self) -> gr.Timer:
@@ -131,7 +131,7 @@ class TrainTab:
         Never off from here: a run stopped a moment ago may end before this answers, and the page
         must still get its last update; the timer switches itself off once it has (see `poll`).
         """
-        return gr.Timer(active=True) if self.studio.run is not None else gr.skip()
+        return gr.Timer(active=True) if self.studio.runs.current is not None else gr.skip()
 
     def _begin(self, settings: dict, request: gr.Request | None) -> tuple[LiveRun, bool]:
         """Check every setting, read an uploaded zip, and start the run (or find the one going)."""
@@ -143,7 +143,7 @@ class TrainTab:
             if settings["dataset"] == UPLOAD else None
         if upload is not None:
             train_config = replace(train_config, dataset=upload.dataset_name)
-        return self.studio.start_run(session_of(request), model_config, train_config, upload)
+        return self.studio.runs.start(session_of(request), model_config, train_config, upload)
 
     @user_facing
     def _upload(self, zip_file, size: tuple[int, int], kind: KindSpec) -> ZipUpload:
@@ -151,24 +151,24 @@ class TrainTab:
         if not zip_file:
             raise Refusal("Upload a .zip of pictures first (or pick another dataset)")
         path = uploaded(zip_file)
-        upload, classes = self.studio.upload(path, size, filename=Path(path).name)
-        if classes < kind.min_classes:
+        upload, classes = self.studio.data.upload(path, size, filename=Path(path).name)
+        if classes < kind.config.MIN_CLASSES:
             raise Refusal(f"These pictures have {classes} class subfolder{'s' if classes != 1 else ''}, and a "
-                          f"{kind.title} needs {kind.min_classes}: choose another model, or put each class in its "
-                          "own subfolder of the zip.")
+                          f"{kind.title} needs {kind.config.MIN_CLASSES}: choose another model, or put each class "
+                          "in its own subfolder of the zip.")
         return upload
 
     @user_facing
     def stop(self, request: gr.Request = None) -> str:
         """Stop this session's run in progress; it ends within a second, keeping its last finished epoch."""
-        return self.studio.stop(session_of(request))
+        return self.studio.runs.stop(session_of(request))
 
     def poll(self, seen, request: gr.Request = None):
         """The 1 s timer: every page sees the current run; at its end, the page's models and the adopt button.
 
         Once the page has the run's last update the timer switches itself off, with the Stop note cleared.
         """
-        run = self.studio.run
+        run = self.studio.runs.current
         seen = tuple(seen) if seen else NOT_SEEN
         if run is None or (snap := run.snapshot()).version == seen[0]:
             return (gr.skip(),) * 11 + (gr.Timer(active=run is not None and run.running),)
@@ -183,7 +183,7 @@ class TrainTab:
     @user_facing
     def adopt(self, request: gr.Request = None) -> tuple[str, gr.Button]:
         """Make the last run's model active in this session too."""
-        if self.studio.adopt_run(session_of(request)) is None:
+        if self.studio.runs.adopt(session_of(request)) is None:
             raise Refusal("The last run left no model to use.")
         return self.studio.describe(session_of(request)), gr.Button(visible=False)
 

@@ -56,6 +56,20 @@ class Dataset:
         """The model settings with this data's image shape, classes and preparation: checked against it."""
         return replace(config, image_shape=self.image_shape, n_classes=self.n_classes, preparation=self.preparation)
 
+    def check_fits(self, config: ModelConfig, labelled: bool, class_names: list | None, name: str) -> None:
+        """Refuse a model from elsewhere that says it was trained on this data but cannot take its pictures.
+
+        A checkpoint's dataset name is only a claim: its pictures' shape, and for a labelled model
+        its classes and their names, must be this data's before the app shows it beside its pictures.
+        """
+        fitted = self.fit(config)
+        if fitted.image_shape != config.image_shape or (labelled and fitted.n_classes != config.n_classes):
+            raise DataError(f"{name} says it was trained on {self.name}, but its model takes "
+                            f"{config.n_classes} classes of {'×'.join(map(str, config.image_shape))} pictures "
+                            f"and {self.name} has {fitted.n_classes} of {'×'.join(map(str, fitted.image_shape))}")
+        if (class_names if class_names is not None else list(self.class_names)) != list(self.class_names):
+            raise DataError(f"{name} names its classes differently from {self.name}'s")
+
     def tensors(self, split: str, device: torch.device | str = "cpu",
                 limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The split as float tensors on `device`; only its first `limit` pictures, if given, are converted."""

@@ -1,17 +1,16 @@
 """The interface every model keeps, as `typing.Protocol`s, so no caller asks which model it holds.
 
 `Model` is what the trainer, the evaluator, the CLI and the app need of any model.
-Capabilities that only some models have are small protocols of their own, checked with
-`isinstance` (they are runtime-checkable, and method-only so that `issubclass` works on a
-kind's class too): a caller asks "can it sample from a prior?", never "is it a VAE?". A new
-model implements `Model` plus whichever capabilities it has; its module registers its kind
-(`vae_core.kinds`).
+Capabilities that only some models have are protocols of their own that extend it, checked
+with `isinstance` (they are runtime-checkable; `KindSpec.can` asks a kind's class the same):
+a caller asks "can it sample from a prior?", never "is it a VAE?". A new model implements
+`Model` plus whichever capabilities it has; its module registers its kind (`vae_core.kinds`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
@@ -20,9 +19,22 @@ from ..config import ModelConfig
 
 @runtime_checkable
 class Model(Protocol):
-    """What every model offers (besides being an `nn.Module`)."""
+    """What every model offers: the `nn.Module` methods callers use, and the model's own."""
 
     config: ModelConfig
+    training: bool
+
+    def parameters(self, recurse: bool = True) -> Iterator[torch.nn.Parameter]: ...
+
+    def buffers(self, recurse: bool = True) -> Iterator[torch.Tensor]: ...
+
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]: ...
+
+    def train(self, mode: bool = True) -> Any: ...
+
+    def eval(self) -> Any: ...
+
+    def to(self, *args: Any, **kwargs: Any) -> Any: ...
 
     def loss_function(self, x: torch.Tensor, labels: torch.Tensor | None = None, kl_weight: float | None = None,
                       generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
@@ -45,8 +57,19 @@ class Model(Protocol):
 
 
 @runtime_checkable
-class PriorSampler(Protocol):
+class PriorSampler(Model, Protocol):
     """A latent-variable model with the prior N(0, I): sampling, traversals, interpolation, maps."""
+
+    def loss_terms(self, x: torch.Tensor, labels: torch.Tensor | None = None,
+                   generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """One draw through the model, per image: `mu`, `log_std`, `z`, the decoded `mean` and the `recon` term
+        that the training loss sums, so that a view of the loss shows what the optimizer sees."""
+        ...
+
+    def export_mlp(self) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+        """The decoder's layers (weight, bias), first to last, for a decoder that is a ReLU MLP with a sigmoid
+        output (so the page can run it); None for any other decoder."""
+        ...
 
     def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]: ...
 
@@ -59,7 +82,7 @@ class PriorSampler(Protocol):
 
 
 @runtime_checkable
-class LabelConditioned(Protocol):
+class LabelConditioned(PriorSampler, Protocol):
     """Takes a class label beside every input and every code."""
 
     def class_rows(self, classes: Iterable[int], per_row: int, generator: torch.Generator,
@@ -67,7 +90,7 @@ class LabelConditioned(Protocol):
 
 
 @runtime_checkable
-class Completer(Protocol):
+class Completer(Model, Protocol):
     """Completes the hidden part of an input from its given part."""
 
     def complete(self, x: torch.Tensor, mask: torch.Tensor, n: int, generator: torch.Generator | None = None,
@@ -80,7 +103,7 @@ class Completer(Protocol):
 
 
 @runtime_checkable
-class WarmStartable(Protocol):
+class WarmStartable(Model, Protocol):
     """Starts from part of another trained model (`--init-from`)."""
 
     def warm_start(self, other: Model) -> None:

@@ -87,6 +87,18 @@ class VAE(nn.Module):
         weight = self.config.beta if kl_weight is None else kl_weight
         return {"loss": recon + weight * kl, "recon": recon, "kl": kl}
 
+    def loss_terms(self, x: torch.Tensor, labels: torch.Tensor | None = None,
+                   generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """One draw z = μ + σ·ε per image, and the reconstruction term the training loss sums (per image)."""
+        logits, mu, log_std, z = self(x, labels, generator)
+        recon = reconstruction_loss(self.config.likelihood, logits, x, self.log_sigma_x)
+        return {"mu": mu, "log_std": log_std, "z": z, "mean": torch.sigmoid(logits), "recon": recon}
+
+    def export_mlp(self) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+        """The MLP decoder's two layers, or None for the conv decoder."""
+        mlp = getattr(self.decoder, "mlp", None)
+        return None if mlp is None else [(layer.weight, layer.bias) for layer in (mlp.fc3, mlp.fc4)]
+
     @torch.no_grad()
     def sample(
         self,
