@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from vae_core.checkpoint import Checkpoint, load_checkpoint
 from vae_core.config import ModelConfig, options_of
@@ -33,9 +34,14 @@ PRETRAINED = pretrained_folders()
 PICKABLE = tuple(name for name, kind in kinds().items() if kind.app_trains and kind.pretrained)
 
 
+M = TypeVar("M", bound=Model)
+
+
 @dataclass(frozen=True)
-class ActiveModel:
-    model: Model
+class ActiveModel(Generic[M]):
+    """A model a session can use, where it came from (`weights/…`, `runs/…`) and its checkpoint's info."""
+
+    model: M
     source: str
     info: dict
 

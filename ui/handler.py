@@ -22,7 +22,7 @@ from vae_core.datasets import DataError
 from vae_core.images import ImageError, prepare_upload, sketch_ink
 from vae_core.models import Model, PriorSampler
 
-from .catalogue import ActiveModel
+from .catalogue import ActiveModel, M
 from .session import Studio
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ def session_of(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or LOCAL
 
 
-def active(studio: Studio, request: gr.Request | None, capability: type, kind: str | None = None) -> ActiveModel:
+def active(studio: Studio, request: gr.Request | None, capability: type[M], kind: str | None = None) -> ActiveModel[M]:
     """This session's model that can do `capability` (its model of `kind`, if named; see `Studio.model_for`),
     after telling the session once if its own models were dropped."""
     return studio.model_for(_told(studio, request), capability, kind)

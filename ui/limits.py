@@ -6,6 +6,8 @@ range with its limit finds them by it.
 
 from __future__ import annotations
 
+from typing import Any
+
 import gradio as gr
 
 from vae_core.config import LIMITS, Limit, Option, check_choice  # noqa: F401 - check_choice: handlers check choices
@@ -32,19 +34,20 @@ def seed(label: str = "Seed") -> Number:
     return number("seed", label, 0)
 
 
-def option_widget(name: str, opt: Option, default: object) -> gr.components.Component:
+def option_widget(name: str, opt: Option, default: Any) -> gr.components.Component:
     """The Train tab's widget for a model option (`vae_core.config.Option`): its choices, or its limit's range."""
     elem_id = name.replace("_", "-")
-    if opt.choices:
+    if opt.choices or opt.limit is None:
         return gr.Radio(list(opt.choices), value=default, label=opt.label, elem_id=elem_id)
     if opt.number_box:
         return number(opt.limit, opt.label, default, elem_id=elem_id)
     return slider(opt.limit, opt.label, default, step=opt.step, elem_id=elem_id)
 
 
-def check(name: str, value, label: str | None = None) -> int | float:
+def check(name: str, value, label: str | None = None) -> Any:
     """The value of a setting from any client (widget, JSON, string), checked against its limit.
 
-    Raises ValueError with a plain sentence; handlers turn it into a `gr.Error`.
+    An int for a whole limit, else a float. Raises ValueError with a plain sentence; handlers turn it into
+    a `gr.Error`.
     """
     return LIMITS[name].check(label or name.replace("_", " "), value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import gradio as gr
 
@@ -19,7 +20,7 @@ class Page:
     models: gr.Markdown  # the header's list of this session's active models
     demo: gr.Blocks  # for its `load` event (the Train tab's timer starts there when a run is already live)
 
-    def live(self, where: gr.Tab, *controls: gr.components.Component) -> list:
+    def live(self, where: gr.Tab, *controls: Any) -> list:
         """The triggers of a cheap action: opening its tab, a change of the session's models, and of its controls.
 
         Used with `trigger_mode="always_last"`, so a fast drag runs the latest value once

@@ -74,7 +74,7 @@ class RunManager:
 
     # -- the run -------------------------------------------------------------------------------
     def start(self, session: str, model: ModelConfig, train: TrainConfig,
-              upload: ZipUpload | None = None, past: list[dict] = ()) -> tuple[LiveRun, bool]:
+              upload: ZipUpload | None = None, past: list[dict] | None = None) -> tuple[LiveRun, bool]:
         """Start a run unless one is going; either way return the run to watch and whether it is new.
 
         `upload` is a surveyed zip, read by the run itself; the trainer loads any other dataset.
@@ -88,7 +88,7 @@ class RunManager:
             trainer = ProcessTrainer(model, replace(train, out=str(run_dir)), upload,
                                      on_epoch=functools.partial(epoch_pictures, seed=train.seed))
             limit = self.settings.max_run_minutes * 60 or None
-            self.current = LiveRun(trainer, model.role, run_dir, session, self._finished, past, limit)
+            self.current = LiveRun(trainer, model.role, run_dir, session, self._finished, past or [], limit)
             self._bound_disk(session, run_dir, model.role)
             self.current.start()
             return self.current, True
@@ -145,7 +145,7 @@ class RunManager:
     def _finished(self, run: LiveRun) -> ActiveModel:
         """The run's checkpoint becomes its owner's active model (the collector thread calls this)."""
         result = self.catalogue.judged(open_checkpoint(run.run_dir, f"runs/{run.run_dir.name}"))
-        if run.trainer.dataset is not None:  # later tabs draw test pictures from the zip
+        if isinstance(run.trainer.dataset, ZipUpload):  # later tabs draw test pictures from the zip
             self.data.keep_upload(run.trainer.dataset)
         self.owners.set(run.owner, run.role, result, trained=True)
         return result

@@ -10,12 +10,13 @@ for the session that started it, and any other session can adopt it. Tabs ask th
 from __future__ import annotations
 
 import threading
+from typing import cast
 
 from vae_core.datasets import DataError
 from vae_core.models import kinds
 from vae_core.train import process
 
-from .catalogue import ActiveModel, Catalogue, open_checkpoint
+from .catalogue import ActiveModel, Catalogue, M, open_checkpoint
 from .data_cache import DataCache
 from .owners import DROPPED_NOTICE, SessionModels
 from .run_manager import RunManager
@@ -50,7 +51,7 @@ class Studio:
         """This session's model for `role`: a kind's name, or a pretrained companion's (`KindSpec.companions`)."""
         return self.models(session)[role]
 
-    def model_for(self, session: str, capability: type, kind: str | None = None) -> ActiveModel:
+    def model_for(self, session: str, capability: type[M], kind: str | None = None) -> ActiveModel[M]:
         """This session's model that can do `capability`: its model of `kind` if named, else the first kind's that can.
 
         Tabs ask for what they need ("a model that samples from a prior"), never which kind.
@@ -62,7 +63,7 @@ class Studio:
         names = [kind] if kind else [name for name in kinds() if name in models]
         for name in names:
             if name in models and isinstance(models[name].model, capability):
-                return models[name]
+                return cast(ActiveModel[M], models[name])
         what = f"no {kind} model yet (train one)" if kind else "no model"
         raise DataError(f"This session has {what} that can do that; its models that can: "
                         f"{', '.join(self.kinds_for(session, capability)) or 'none'}")

@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -14,8 +15,11 @@ def _flag(value: str) -> bool:
     return value.strip().lower() in ("1", "t", "true", "yes")
 
 
-def _number(env: dict[str, str], name: str, default: str, parse: Callable[[str], float],
-            valid: Callable[[float], bool], wanted: str) -> float:
+N = TypeVar("N", int, float)
+
+
+def _number(env: dict[str, str], name: str, default: str, parse: Callable[[str], N],
+            valid: Callable[[N], bool], wanted: str) -> N:
     """A number from the environment, or the server refuses to start with one sentence naming the variable."""
     value = env.get(name, default)
     try:

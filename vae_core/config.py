@@ -32,7 +32,7 @@ def check_number(name: str, value: object, text: bool = True) -> float:
         try:
             value = float(value)
         except ValueError:
-            raise ValueError(f"{name} must be a number, not {value[:40]!r}") from None
+            raise ValueError(f"{name} must be a number, not {str(value)[:40]!r}") from None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{name} must be a number, not {str(value)[:40]!r}")
     if not math.isfinite(value):
@@ -48,10 +48,11 @@ class Limit:
     hi: float
     whole: bool = False
 
-    def check(self, name: str, value: object, text: bool = True) -> float | int:
+    def check(self, name: str, value: object, text: bool = True) -> Any:
         """The value if it is a finite number in range (and whole where it must be); else ValueError naming why.
 
         `text`: a numeric string is read as its number (a user typed it); a config file's must be a number.
+        The value is an int for a `whole` limit, else a float (typed Any: a caller knows which its limit is).
         """
         number = check_number(name, value, text)
         if self.whole and number != int(number):
@@ -90,9 +91,9 @@ LIMITS: dict[str, Limit] = {
 
 
 def check_choice(name: str, value: object, options: tuple[str, ...]) -> str:
-    if value not in options:
+    if not isinstance(value, str) or value not in options:
         raise ValueError(f"{name} must be one of {', '.join(options)}, not {str(value)[:40]!r}")
-    return value  # type: ignore[return-value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -239,7 +240,7 @@ class TrainConfig:
     cuda_graphs: bool = False
 
     def __post_init__(self) -> None:
-        problems = []
+        problems: list[str] = []
         for name in ("epochs", "batch_size", "lr", "kl_warmup", "shift", "seed", "step_every"):
             _collect(problems, LIMITS[name].check, name.replace("_", " "), getattr(self, name))
         _collect(problems, check_choice, "device", self.device, DEVICES)

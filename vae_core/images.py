@@ -120,7 +120,7 @@ def pad_resize(grey: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """
     height, width = size
     picture = Image.fromarray(np.round(grey * 255).astype(np.uint8))
-    fitted = ImageOps.pad(picture, (width, height), Image.LANCZOS, color=int(round(_background(grey) * 255)))
+    fitted = ImageOps.pad(picture, (width, height), Image.Resampling.LANCZOS, color=int(round(_background(grey) * 255)))
     return np.array(fitted, dtype=np.uint8)  # a copy: torch wants a writable array
 
 
@@ -154,7 +154,7 @@ def ink_to_tensor(grey: np.ndarray, size: tuple[int, int] = (28, 28)) -> torch.T
     box = max(1, round(min(height, width) * 20 / 28))
     scale = box / max(crop.shape)
     new_h, new_w = max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale))
-    small = np.asarray(Image.fromarray((crop * 255).astype(np.uint8)).resize((new_w, new_h), Image.LANCZOS),
+    small = np.asarray(Image.fromarray((crop * 255).astype(np.uint8)).resize((new_w, new_h), Image.Resampling.LANCZOS),
                        dtype=np.float64) / 255.0
     canvas = np.zeros((height, width))
     total = small.sum()
@@ -170,7 +170,7 @@ def _background(grey: np.ndarray) -> float:
     return float(np.median(np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])))
 
 
-def sketch_ink(composite: np.ndarray) -> np.ndarray | None:
+def sketch_ink(composite: np.ndarray | None) -> np.ndarray | None:
     """A Sketchpad composite (RGBA, transparent background, dark brush) → grey ink image, or None if blank.
 
     The ink is where the user painted: opaque and dark. Returns white-on-black uint8.

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from .models import LabelConditioned, Model
+from .models import LabelConditioned, Model, PriorSampler
 
 JUDGED_SHAPE = (1, 28, 28)
 
@@ -41,7 +41,7 @@ def can_judge(model: Model, dataset: str) -> bool:
 
 
 @torch.no_grad()
-def recognized(model: Model, judge: nn.Module, per_digit: int = 100, seed: int = 0,
+def recognized(model: PriorSampler, judge: nn.Module, per_digit: int = 100, seed: int = 0,
                temperature: float = 1.0) -> dict:
     """The share of `per_digit` samples of each digit that the judge reads as that digit, overall and per digit."""
     labels = torch.arange(10).repeat_interleave(per_digit)

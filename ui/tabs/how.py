@@ -21,7 +21,8 @@ from ..page import Page
 from ..session import Studio
 
 TEXT = (Path(__file__).parent / "how_it_works.md").read_text()
-LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
+LATEX: list[dict[str, str | bool]] = [{"left": "$$", "right": "$$", "display": True},
+                                      {"left": "$", "right": "$", "display": False}]
 
 
 class HowTab:

@@ -242,7 +242,7 @@ def dataset_defaults(name: str):
 
 def settings_column() -> tuple[dict, gr.Group, gr.Button, gr.Button, gr.Markdown]:
     """The run's settings, named as the /train API names them."""
-    c = {}
+    c: dict[str, gr.components.Component] = {}
     with gr.Row():
         start = gr.Button("Start", variant="primary", elem_id="start")
         stop = gr.Button("Stop", variant="stop", elem_id="stop")

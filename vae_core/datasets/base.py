@@ -86,13 +86,13 @@ def split_deterministic(labels: np.ndarray, test_fraction: float = 0.1) -> tuple
     same files always give the same split, run after run.
     """
     rng = np.random.default_rng(0)
-    train, test = [], []
+    train_parts, test_parts = [], []
     for label in np.unique(labels):
         idx = rng.permutation(np.flatnonzero(labels == label))
         n_test = max(1, int(len(idx) * test_fraction)) if len(idx) > 1 else 0
-        test.append(idx[:n_test])
-        train.append(idx[n_test:])
-    train, test = np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+        test_parts.append(idx[:n_test])
+        train_parts.append(idx[n_test:])
+    train, test = np.sort(np.concatenate(train_parts)), np.sort(np.concatenate(test_parts))
     if len(test) == 0:
         raise DataError("too few images to hold any out for testing: give some class at least 2 images")
     return train, test

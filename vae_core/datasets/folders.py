@@ -42,7 +42,7 @@ def load_image_folder(path: str | Path, size: tuple[int, int] = (28, 28)) -> Dat
     if not root.is_dir():
         raise DataError(f"{str(root)!r} is not a folder")
     real_root = root.resolve()
-    entries = []
+    entries: list[tuple[PurePosixPath, Callable[..., bytes]]] = []
     for file in sorted(root.rglob("*")):
         if not file.is_file():
             continue
@@ -157,7 +157,7 @@ def images_to_dataset(name: str, entries: list[Entry], size: tuple[int, int], pr
     if len(pictures) < 2:
         raise DataError(_too_few(len(pictures), name.split(":", 1)[-1], skipped))
     labelled = None not in classes and len(set(classes)) >= 2
-    class_names = tuple(sorted(set(classes))) if labelled else ()
+    class_names = tuple(sorted({c for c in classes if c is not None})) if labelled else ()
     labels = np.array([class_names.index(c) for c in classes] if labelled else [0] * len(classes), dtype=np.int64)
     images = np.stack(pictures)[:, None]
     train, test = split_deterministic(labels)

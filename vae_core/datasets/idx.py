@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import threading
 from pathlib import Path
 
@@ -29,7 +30,7 @@ _IDX_FILES = {
 }
 
 
-def load_idx_dataset(name: str, data_root: str | Path | None = None) -> Dataset:
+def load_idx_dataset(name: str, data_root: str | os.PathLike | None = None) -> Dataset:
     """`name` from `data_root` alone if given; else the cache, Debian's folder, a download, the subset."""
     if data_root is not None:
         root = Path(data_root)
@@ -48,8 +49,8 @@ def load_idx_dataset(name: str, data_root: str | Path | None = None) -> Dataset:
         found = _idx_folder(root, name)
         if found is not None:
             return _read_idx_dataset(name, found)
-    if _download(name, cache):
-        return _read_idx_dataset(name, _idx_folder(cache, name))
+    if _download(name, cache) and (found := _idx_folder(cache, name)) is not None:
+        return _read_idx_dataset(name, found)
     if name == "mnist":
         return load_offline_subset()
     raise DataError(
@@ -98,7 +99,11 @@ def read_idx(path: Path) -> np.ndarray:
 
 
 def _read_idx_dataset(name: str, folder: Path) -> Dataset:
-    arrays = {key: read_idx(_idx_path(folder, stem)) for key, stem in _IDX_FILES.items()}
+    paths = {key: _idx_path(folder, stem) for key, stem in _IDX_FILES.items()}
+    missing = [stem for key, stem in _IDX_FILES.items() if paths[key] is None]
+    if missing:
+        raise DataError(f"{folder} lacks {', '.join(missing)}")
+    arrays = {key: read_idx(path) for key, path in paths.items() if path is not None}
     for split in ("train", "test"):  # refused here, before any training, not after an epoch
         images, labels = arrays[f"{split}_x"], arrays[f"{split}_y"]
         if images.ndim != 3 or labels.ndim != 1 or len(images) == 0 or len(images) != len(labels):

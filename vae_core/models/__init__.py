@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from importlib.metadata import entry_points
+from typing import Any
 
 from ..config import SHARED_IN_0_1, ModelConfig
 from ..kinds import REGISTRY, KindSpec
@@ -19,7 +20,7 @@ from .structured import StructuredConfig, StructuredCVAE
 from .vae import CVAE, VAE, CVAEConfig
 
 ENTRY_POINTS = "vae_studio.kinds"
-_plugins_loaded = []  # one entry once the plugins' modules have been imported
+_plugins_loaded: list[bool] = []  # one entry once the plugins' modules have been imported
 
 
 def kinds() -> dict[str, KindSpec]:
@@ -42,10 +43,10 @@ def spec(name: object) -> KindSpec:
     found = kinds()
     if name not in found:
         raise ValueError(f"kind must be one of {', '.join(found)}, not {str(name)[:40]!r}")
-    return found[name]  # type: ignore[index]
+    return found[str(name)]
 
 
-def make_config(kind: str, **settings: object) -> ModelConfig:
+def make_config(kind: str, **settings: Any) -> ModelConfig:
     """A checked config of kind `kind` from its settings (the kind's own fields included)."""
     return spec(kind).config(kind=kind, **settings)
 

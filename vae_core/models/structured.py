@@ -116,7 +116,7 @@ NCLL_ROWS = 20_000  # generation-network rows per forward pass of the importance
 class StructuredCVAE(nn.Module):
     """Prior, recognition and generation networks: a `Model`, a `Completer` and `WarmStartable`."""
 
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: StructuredConfig):
         super().__init__()
         self.config = config
         c, h, w = config.image_shape

@@ -43,11 +43,10 @@ class VAE(nn.Module):
         c = self.condition_size(config)
         self.encoder = build_encoder(config.arch, config.image_shape, c, config.hidden, config.latent)
         self.decoder = build_decoder(config.arch, config.image_shape, c, config.hidden, config.latent)
+        self.log_sigma_x: nn.Parameter | None = None
         if config.likelihood == "gaussian":
             shape = config.image_shape if config.gaussian_variance == "pixel" else (1, 1, 1)
             self.log_sigma_x = nn.Parameter(torch.zeros(shape))
-        else:
-            self.log_sigma_x = None
 
     @staticmethod
     def condition_size(config: ModelConfig) -> int:
