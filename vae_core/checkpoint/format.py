@@ -90,7 +90,7 @@ def read_checkpoint_zip(zip_path: str, name: str) -> dict[str, bytes]:
     """
     with open_zip(zip_path, name, CheckpointError) as archive:
         entries = checked_entries(archive, MAX_CHECKPOINT_FILES, MAX_CHECKPOINT_BYTES, CheckpointError)
-        files = {}
+        files: dict[str, bytes] = {}
         for rel, read in entries:
             check_zip_entry(rel, files)
             files[rel.name] = read()
