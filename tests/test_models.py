@@ -120,8 +120,12 @@ def test_cvae_class_rows_share_style_across_classes():
     model = build_model(make_config("cvae", latent=2)).eval()
     rows = model.class_rows(range(10), 3, torch.Generator().manual_seed(0))
     assert rows.shape == (30, 1, 28, 28)
-    # same z, different label: the decoder input differs only in the label
-    assert not torch.equal(rows[0], rows[3])
+    # each column is one style: the same code z under every class's label (the generator's first 3 draws)
+    styles = torch.randn(3, 2, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = model.decode(styles.repeat(10, 1), torch.arange(10).repeat_interleave(3))
+    torch.testing.assert_close(rows, expected)
+    assert not torch.equal(rows[0], rows[3])  # and the label matters: same style, another class
 
 
 @pytest.mark.parametrize("bad", [dict(latent=0), dict(latent=65), dict(kind="gan"), dict(beta=math.nan),

@@ -14,7 +14,7 @@ import math
 import numpy as np
 import torch
 
-from .explore import latent_map, manifold_grid, map_axes
+from .explore import conditioning, labels_for, latent_map, manifold_grid, map_axes
 from .images import png_bytes
 from .losses import gaussian_kl_per_dim
 from .models import LabelConditioned, PriorSampler
@@ -38,7 +38,7 @@ def decoder_weights(model: PriorSampler) -> dict | None:
 @torch.no_grad()
 def latent_activity(model: PriorSampler, x: torch.Tensor, labels: torch.Tensor) -> list[float]:
     """Each latent dimension's KL to the prior, averaged over pictures: how much it carries."""
-    mu, log_std = model.encode(x, labels if isinstance(model, LabelConditioned) else None)
+    mu, log_std = model.encode(x, conditioning(model, labels))
     return gaussian_kl_per_dim(mu, log_std).mean(0).tolist()
 
 
@@ -58,8 +58,7 @@ def playground(model: PriorSampler, x: torch.Tensor, labels: torch.Tensor, class
 def decode(model: PriorSampler, code: list[float], label: int = 0) -> np.ndarray:
     """One code decoded to float pixels in [0, 1]: what the page's decoder must reproduce."""
     z = torch.tensor([code], dtype=torch.float32)
-    labels = torch.tensor([int(label)]) if isinstance(model, LabelConditioned) else None
-    return model.decode(z, labels)[0].cpu().numpy()
+    return model.decode(z, labels_for(model, 1, label))[0].cpu().numpy()
 
 
 MANIFOLD_TILES = 15  # per side: 15 tiles of 28 px are a 450-px picture, each tile at least life-size ×1
@@ -74,9 +73,8 @@ def map_view(model: PriorSampler, x: torch.Tensor, labels: torch.Tensor, class_n
     background: tiles uniformly spaced over the plotted range, so each lies under the codes
     it decodes.
     """
-    conditioned = labels if isinstance(model, LabelConditioned) else None
     coords, axes = latent_map(model, x, labels)
-    reconstructions = model.generate(x, conditioned)
+    reconstructions = model.generate(x, conditioning(model, labels))
     span = float(np.ceil(np.percentile(np.abs(coords), 99) * 2) / 2) or 1.0
     view = {
         "x": np.round(coords[:, 0], 3).tolist(), "y": np.round(coords[:, 1], 3).tolist(),
@@ -103,8 +101,7 @@ def posterior_marker(model: PriorSampler, x: torch.Tensor, test_x: torch.Tensor,
     The mean and the diagonal covariance go through the map's own projection (`explore.map_axes`
     of the test pictures' codes): on a 2-D model the ellipse is axis-aligned, on a 1-D one flat.
     """
-    conditioned = torch.tensor([int(label)]) if isinstance(model, LabelConditioned) else None
-    mu, log_std = model.encode(x, conditioned)
+    mu, log_std = model.encode(x, labels_for(model, 1, label))
     centre, axes, _ = map_axes(model.posterior_means(test_x, test_labels))
     mean, cov2 = (mu[0] - centre) @ axes, axes.T @ torch.diag(torch.exp(2 * log_std[0])) @ axes
     values, vectors = torch.linalg.eigh(cov2)

@@ -29,9 +29,14 @@ def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed))
 
 
-def _labels(model: PriorSampler, count: int, label: int = 0) -> torch.Tensor | None:
+def conditioning(model: PriorSampler, labels: torch.Tensor) -> torch.Tensor | None:
+    """The labels, for a label-conditioned model; others take none."""
+    return labels if isinstance(model, LabelConditioned) else None
+
+
+def labels_for(model: PriorSampler, count: int, label: int = 0) -> torch.Tensor | None:
     """`count` copies of `label` for a label-conditioned model; others take none."""
-    return torch.full((count,), int(label)) if isinstance(model, LabelConditioned) else None
+    return conditioning(model, torch.full((count,), int(label)))
 
 
 @torch.no_grad()
@@ -69,7 +74,7 @@ def traverse_grid(
     z = base.repeat(latent * steps, 1).view(latent, steps, latent)
     for d in range(latent):
         z[d, :, d] = base[d] + values
-    return to_grid(model.sample(0, _labels(model, latent * steps, label), z=z.view(-1, latent)), nrow=steps)
+    return to_grid(model.sample(0, labels_for(model, latent * steps, label), z=z.view(-1, latent)), nrow=steps)
 
 
 @torch.no_grad()
@@ -80,13 +85,13 @@ def random_code(model: PriorSampler, seed: int) -> torch.Tensor:
 @torch.no_grad()
 def encode_mean(model: PriorSampler, x: torch.Tensor, label: int = 0) -> torch.Tensor:
     """The posterior mean of one image (1, C, H, W)."""
-    return model.encode(x, _labels(model, 1, label))[0][0]
+    return model.encode(x, labels_for(model, 1, label))[0][0]
 
 
 @torch.no_grad()
 def reconstruction_pair(model: PriorSampler, x: torch.Tensor, label: int = 0) -> np.ndarray:
     """The input beside its reconstruction through the posterior mean."""
-    return to_grid(torch.cat([x, model.generate(x, _labels(model, 1, label))]))
+    return to_grid(torch.cat([x, model.generate(x, labels_for(model, 1, label))]))
 
 
 @torch.no_grad()
@@ -95,7 +100,7 @@ def interpolation_grid(model: PriorSampler, x_a: torch.Tensor, x_b: torch.Tensor
     z_a, z_b = encode_mean(model, x_a), encode_mean(model, x_b)
     t = torch.linspace(0, 1, steps).unsqueeze(1)
     z = (1 - t) * z_a + t * z_b
-    return to_grid(model.sample(0, _labels(model, steps), z=z), nrow=steps)
+    return to_grid(model.sample(0, labels_for(model, steps), z=z), nrow=steps)
 
 
 @torch.no_grad()
@@ -138,7 +143,7 @@ def manifold_grid(model: PriorSampler, n: int = 15, label: int = 0, span: float 
         else torch.linspace(-span, span, n)
     z2, z1 = torch.meshgrid(values.flip(0), values, indexing="ij")
     z = torch.stack([z1.reshape(-1), z2.reshape(-1)], 1)
-    return to_grid(model.sample(0, _labels(model, n * n, label), z=z), nrow=n, padding=padding)
+    return to_grid(model.sample(0, labels_for(model, n * n, label), z=z), nrow=n, padding=padding)
 
 
 @torch.no_grad()
@@ -149,7 +154,7 @@ def loss_breakdown(model: PriorSampler, x: torch.Tensor, label: int = 0, seed: i
     learner reads is what the optimizer sees: `reconstruction` is the training term
     (−log p(x|z), up to a constant for `mse`) and `kl` is the closed-form KL to N(0, I).
     """
-    terms = model.loss_terms(x, _labels(model, 1, label), _gen(seed))
+    terms = model.loss_terms(x, labels_for(model, 1, label), _gen(seed))
     mu, log_std = terms["mu"], terms["log_std"]
     kl_per_dim = gaussian_kl_per_dim(mu, log_std)
     return {

@@ -1,8 +1,8 @@
 """One module per tab; each `build(page)` lays its tab out and wires its own handlers.
 
-To add a tab: a module here with `build(page: Page) -> None` (its handlers are methods of
-a small class holding the studio, so that Gradio sees their parameter names and their
-`gr.Request`), then list it in `TABS`, in the order the tabs appear.
+To add a tab: a module here with its `LABEL` and `build(page: Page) -> None` (its handlers
+are methods of a small class holding the studio, so that Gradio sees their parameter names
+and their `gr.Request`), then list it in `TABS`, in the order the tabs appear.
 """
 
 from . import (

@@ -15,6 +15,8 @@ from ..handler import active, companion, picture, random_test_pictures, user_fac
 from ..page import Page
 from ..session import Studio
 
+LABEL = "Complete a digit"  # the tab's name, as the page shows it
+
 
 class CompleteTab:
     def __init__(self, studio: Studio):
@@ -45,7 +47,7 @@ class CompleteTab:
 
 def build(page: Page) -> None:
     tab = CompleteTab(page.studio)
-    with gr.Tab("Complete a digit", id="complete", elem_id="tab-complete") as where, gr.Row():
+    with gr.Tab(LABEL, id="complete", elem_id="tab-complete") as where, gr.Row():
         with gr.Column(scale=1):
             image = digit_input("Digit", "complete-image")
             pick = gr.Button("A random test digit", elem_id="complete-pick")

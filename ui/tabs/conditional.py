@@ -16,6 +16,8 @@ from ..handler import LIVE, SAMPLING, active, gpu, user_facing
 from ..page import Page
 from ..session import Studio
 
+LABEL = "Conditional digit"  # the tab's name, as the page shows it
+
 
 def class_names(active_model: ActiveModel) -> list[str]:
     return list(active_model.info.get("class_names") or map(str, range(active_model.model.config.n_classes)))
@@ -63,7 +65,7 @@ class ConditionalTab:
 
 def build(page: Page) -> None:
     tab = ConditionalTab(page.studio)
-    with gr.Tab("Conditional digit", id="conditional", elem_id="tab-conditional") as opened, gr.Row():
+    with gr.Tab(LABEL, id="conditional", elem_id="tab-conditional") as opened, gr.Row():
         with gr.Column(scale=1):
             # one button per class of the session's CVAE (the handler checks the model's own classes)
             digit = ClassButtons(enumerate_names([str(d) for d in range(10)]), value=0, label="Digit (class)",

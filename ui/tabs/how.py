@@ -20,6 +20,8 @@ from ..handler import SAMPLING, active, picture, random_test_pictures, user_faci
 from ..page import Page
 from ..session import Studio
 
+LABEL = "How it works"  # the tab's name, as the page shows it
+
 TEXT = (Path(__file__).parent / "how_it_works.md").read_text()
 LATEX: list[dict[str, str | bool]] = [{"left": "$$", "right": "$$", "display": True},
                                       {"left": "$", "right": "$", "display": False}]
@@ -96,7 +98,7 @@ def reading(kind: str, likelihood: str, parts: dict, terms: dict) -> str:  # ter
 
 def build(page: Page) -> None:
     tab = HowTab(page.studio)
-    with gr.Tab("How it works", id="how", elem_id="tab-how") as where:
+    with gr.Tab(LABEL, id="how", elem_id="tab-how") as where:
         with gr.Row():  # the outputs beside the controls that move them
             with gr.Column(scale=2):
                 image = digit_input("Digit", "how-image")

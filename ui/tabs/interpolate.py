@@ -14,6 +14,8 @@ from ..handler import active, picture, random_test_pictures, user_facing
 from ..page import Page
 from ..session import Studio
 
+LABEL = "Interpolate"  # the tab's name, as the page shows it
+
 
 class InterpolateTab:
     def __init__(self, studio: Studio):
@@ -42,7 +44,7 @@ class InterpolateTab:
 
 def build(page: Page) -> None:
     tab = InterpolateTab(page.studio)
-    with gr.Tab("Interpolate", id="interpolate", elem_id="tab-interpolate") as where:
+    with gr.Tab(LABEL, id="interpolate", elem_id="tab-interpolate") as where:
         with gr.Row():
             with gr.Column():
                 image_a = digit_input("Digit A", "image-a")

@@ -18,6 +18,8 @@ from ..page import Page
 from ..session import Studio
 from .conditional import class_names
 
+LABEL = "Latent map"  # the tab's name, as the page shows it
+
 SCRIPT = (Path(__file__).parents[1] / "latent_map.js").read_text()
 # which model the map shows: the shipped 2-D VAE (its axes are its code) or the session's own
 MAP_OF = ("2-D VAE (pretrained)", "active VAE")
@@ -69,7 +71,7 @@ class LatentMapTab:
 
 def build(page: Page) -> None:
     tab = LatentMapTab(page.studio)
-    with gr.Tab("Latent map", id="latent-map", elem_id="tab-latent-map") as opened:
+    with gr.Tab(LABEL, id="latent-map", elem_id="tab-latent-map") as opened:
         with gr.Row():
             which = gr.Radio(list(MAP_OF), value=MAP_OF[0], label="Map of", elem_id="latent-map-model")
             text = gr.Markdown(elem_id="latent-map-text")

@@ -18,6 +18,8 @@ from ..page import Page
 from ..session import Studio
 from .conditional import class_names
 
+LABEL = "Latent playground"  # the tab's name, as the page shows it
+
 SCRIPT = (Path(__file__).parents[1] / "playground.js").read_text()
 
 
@@ -53,7 +55,7 @@ class PlaygroundTab:
 
 def build(page: Page) -> None:
     tab = PlaygroundTab(page.studio)
-    with gr.Tab("Latent playground", id="playground", elem_id="tab-playground") as opened:
+    with gr.Tab(LABEL, id="playground", elem_id="tab-playground") as opened:
         kind = page.kind_choice(PriorSampler, elem_id="playground-model", info="which of this session's active models")
         with gr.Row():
             space = gr.HTML(value="", html_template="<div></div>", js_on_load=SCRIPT, spec="",

@@ -13,6 +13,8 @@ from ..handler import active, picture, random_test_pictures, user_facing
 from ..page import Page
 from ..session import Studio
 
+LABEL = "Reconstruct"  # the tab's name, as the page shows it
+
 
 class ReconstructTab:
     def __init__(self, studio: Studio):
@@ -36,7 +38,7 @@ class ReconstructTab:
 
 def build(page: Page) -> None:
     tab = ReconstructTab(page.studio)
-    with gr.Tab("Reconstruct", id="reconstruct", elem_id="tab-reconstruct") as where, gr.Row():
+    with gr.Tab(LABEL, id="reconstruct", elem_id="tab-reconstruct") as where, gr.Row():
         with gr.Column():
             image = digit_input("Digit", "reconstruct-image")
             pick = gr.Button("A random test digit", elem_id="reconstruct-pick")

@@ -28,6 +28,8 @@ from ..run_history import (
 )
 from ..session import Studio
 
+LABEL = "Runs"  # the tab's name, as the page shows it
+
 EMPTY_NOTE = "No runs yet in this session: train one in the Train tab, or bring a checkpoint back there."
 
 
@@ -84,7 +86,7 @@ class RunsTab:
 
 def build(page: Page) -> None:
     tab = RunsTab(page.studio)
-    with gr.Tab("Runs", id="runs", elem_id="tab-runs") as opened:
+    with gr.Tab(LABEL, id="runs", elem_id="tab-runs") as opened:
         note = gr.Markdown(EMPTY_NOTE, elem_id="runs-note")
         curve = gr.Radio(list(CURVES), value="test loss", label="Curve", elem_id="runs-curve")
         plot = gr.HTML(elem_id="runs-plot", label="Per epoch, one line per run")

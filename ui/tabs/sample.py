@@ -14,6 +14,8 @@ from ..handler import LIVE, active, gpu, user_facing
 from ..page import Page
 from ..session import Studio
 
+LABEL = "Sample"  # the tab's name, as the page shows it
+
 
 class SampleTab:
     def __init__(self, studio: Studio):
@@ -37,7 +39,7 @@ class SampleTab:
 
 def build(page: Page) -> None:
     tab = SampleTab(page.studio)
-    with gr.Tab("Sample", id="sample", elem_id="tab-sample") as opened, gr.Row():
+    with gr.Tab(LABEL, id="sample", elem_id="tab-sample") as opened, gr.Row():
         with gr.Column(scale=1):
             model = page.kind_choice(PriorSampler, elem_id="sample-model",
                                      info="a CVAE draws each sample's class at random")

@@ -24,6 +24,8 @@ from ..page import Page
 from ..run_history import read_runs, run_choices
 from ..session import Studio
 
+LABEL = "Train"  # the tab's name, as the page shows it
+
 UPLOAD = "upload"
 UPDATE_EVERY_S = 1.0
 NOT_SEEN = (-1, -1)
@@ -301,7 +303,7 @@ def run_column() -> tuple[list, gr.Button]:
 
 def build(page: Page) -> None:
     tab = TrainTab(page.studio)
-    with gr.Tab("Train", id="train", elem_id="tab-train"):
+    with gr.Tab(LABEL, id="train", elem_id="tab-train"):
         with gr.Row():
             with gr.Column(scale=1, min_width=280):
                 controls, upload_box, start, stop, stop_note = settings_column()

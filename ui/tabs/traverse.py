@@ -14,6 +14,8 @@ from ..handler import LIVE, active, gpu, picture, user_facing
 from ..page import Page
 from ..session import Studio
 
+LABEL = "Latent traverse"  # the tab's name, as the page shows it
+
 
 class TraverseTab:
     def __init__(self, studio: Studio):
@@ -56,7 +58,7 @@ def _subscript(number: int) -> str:
 
 def build(page: Page) -> None:
     tab = TraverseTab(page.studio)
-    with gr.Tab("Latent traverse", id="traverse", elem_id="tab-traverse") as opened, gr.Row():
+    with gr.Tab(LABEL, id="traverse", elem_id="tab-traverse") as opened, gr.Row():
         with gr.Column(scale=1):
             span = limits.slider("span", "Span", 3.0, step=0.1)
             steps = limits.slider("steps", "Steps", 11)
