@@ -2,6 +2,7 @@ import json
 import math
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -9,6 +10,8 @@ import pytest
 from testing import ROOT
 from testing.cli import run_cli as cli
 from vae_core.cli import main
+from vae_core.kinds import REGISTRY
+from vae_core.models import spec
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +34,15 @@ def test_train_json_streams_events_and_says_it_uses_the_subset(trained):
     config = json.loads((out / "config.json").read_text())
     assert config["model"]["kind"] == "cvae" and config["epochs_trained"] == 2
     assert "offline subset" in config["dataset_note"] and config["version"]
+
+
+def test_train_prints_each_epoch_with_the_loss_terms_its_kind_reports(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(REGISTRY, "recon-only", replace(spec("vae"), name="recon-only", loss_terms=("recon",)))
+    assert main(["train", "--kind", "recon-only", "--epochs", "1", "--latent", "4", "--out", str(tmp_path / "ck")]) == 0
+    shown = capsys.readouterr()
+    line = next(line for line in shown.out.splitlines() if line.startswith("epoch 1:"))  # tqdm.write's stdout
+    assert "(recon " in line and "kl" not in line.lower()
+    assert shown.err.splitlines()[-1] == f"training finished after epoch 1 Checkpoint: {tmp_path / 'ck'}"
 
 
 def test_evaluate_json_reports_the_metrics(trained):

@@ -7,6 +7,7 @@ browser that closes changes nothing.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -21,16 +22,37 @@ import pandas as pd
 
 from vae_core.film import Film
 from vae_core.images import png_bytes
+from vae_core.kinds import LOSS_TERMS
 from vae_core.models import spec
 from vae_core.train import ProcessTrainer, is_final
+from vae_core.train.events import (
+    TRAIN_PREFIX,
+    DatasetNote,
+    Done,
+    Epoch,
+    Event,
+    Failed,
+    Final,
+    Reading,
+    Start,
+    Step,
+    Stopped,
+)
 
-from .run_history import FILM, GRID, zipped
+from .run_history import FILM, GRID, part_name, term_label, zipped
 
 log = logging.getLogger("vae_studio")
 MAX_POINTS_PER_SERIES = 400
 PLOT_COLUMNS = ["epoch", "nats", "series"]
 LOSS_SERIES = ("train loss", "test loss")
-PART_SERIES = ("recon (train)", "KL (train)", "recon (test)", "KL (test)")
+
+
+def part_series(terms: tuple[str, ...]) -> tuple[str, ...]:
+    """The parts plot's series for a kind's loss terms: each on the training batches, then each on the test set."""
+    return tuple(part_name(term, where) for where in ("train", "test") for term in terms)
+
+
+PART_SERIES = part_series(LOSS_TERMS)  # a VAE's, and the plot's before any run
 
 
 @dataclass
@@ -45,7 +67,7 @@ class Snapshot:
     grid: np.ndarray | None
     reconstructions: np.ndarray | None
     download: str | None
-    finished: dict | None
+    finished: Final | None
 
 
 # A run stopped for its time limit that has not ended this much later (or its limit's length,
@@ -72,13 +94,15 @@ class LiveRun:
         self._killed = False  # its worker did not answer the stop and was ended
         self.result: Any = None
         self.started = time.monotonic()
+        self.terms = spec(trainer.model_config.kind).loss_terms  # the parts of the loss its events report
+        self.part_series = part_series(self.terms)
         self.loss_rows: list = []
         self.part_rows: list = []
         for entry in past:  # each past epoch's training figures as one point (its mean) at the epoch's end
-            self._add_epoch(entry)
             x = float(entry["epoch"])
+            self._add_test(x, entry["test_loss"], {term: entry[term] for term in self.terms})
             self.loss_rows.append((x, entry.get("train_loss"), "train loss"))
-            self.part_rows += [(x, entry.get("train_recon"), "recon (train)"), (x, entry.get("train_kl"), "KL (train)")]
+            self._add_parts(x, {term: entry.get(TRAIN_PREFIX + term) for term in self.terms}, "train")
         self.grid: np.ndarray | None = None
         self.reconstructions: np.ndarray | None = None
         self.note = ""
@@ -87,7 +111,7 @@ class LiveRun:
         self.fraction = 0.0
         self.speed: float | None = None
         self.download: str | None = None
-        self.finished: dict | None = None
+        self.finished: Final | None = None
         self.version = 0
         self.pictures = 0
         self.first_epoch, self.epochs = 1, trainer.config.epochs  # until the run's start event says (a resume)
@@ -140,17 +164,17 @@ class LiveRun:
                 self._apply(event)
                 self.version += 1
 
-    def _finish(self, event: dict) -> None:
+    def _finish(self, event: Final) -> None:
         download = None
-        if event.get("checkpoint"):
+        if event.checkpoint:
             try:
                 download = str(zipped(self.run_dir))
                 self._keep_pictures()
                 self.result = self.on_finish(self)
             except Exception as exc:  # noqa: BLE001 - the run must still end, and say why
                 log.exception("could not activate the finished run")
-                event = {**event, "event": "error", "checkpoint": None,
-                         "message": f"{event['message']} But its checkpoint could not be loaded ({exc})."}
+                event = Failed(kind=type(exc).__name__, checkpoint=None, time=event.time,
+                               message=f"{event.message} But its checkpoint could not be loaded ({exc}).")
         with self._lock:
             self.download = download
             self.pictures += 1
@@ -181,7 +205,7 @@ class LiveRun:
                 self._snapshot = Snapshot(
                     self.version, self.pictures, self._status_text(self.status),
                     self._status_text(self.others_final or self.status), self._progress_html(),
-                    plot_frame(self.loss_rows, LOSS_SERIES), plot_frame(self.part_rows, PART_SERIES),
+                    plot_frame(self.loss_rows, LOSS_SERIES), plot_frame(self.part_rows, self.part_series),
                     self.grid, self.reconstructions, self.download, self.finished,
                 )
             return self._snapshot
@@ -190,59 +214,84 @@ class LiveRun:
     def running(self) -> bool:
         return not self._ended.is_set()
 
-    def _apply(self, event: dict) -> None:
-        kind = event["event"]
-        if kind == "dataset_note":
-            self.note = event["dataset_note"]
-        elif kind == "reading":
-            self.status = f"Reading your pictures: {event['done']:,} of {event['total']:,} files…"
-        elif kind == "start":
-            self.first_epoch, self.epochs = event["first_epoch"], event["epochs"]
-            self.device = event["device"]
-            self.status = f"Training on {event['device']} · {event['n_train']:,} images · " \
-                          f"{event['parameters']:,} parameters"
-        elif kind == "step":
-            x = event["progress"]
-            self.loss_rows.append((x, event["loss"], "train loss"))
-            self.part_rows += [(x, event["recon"], "recon (train)"), (x, event["kl"], "KL (train)")]
-            self.fraction = (x - self.first_epoch + 1) / (self.epochs - self.first_epoch + 1)
-        elif kind == "epoch":
-            self._add_epoch(event)
-            self.grid, self.reconstructions = event["grid"], event["reconstructions"]
-            self.film.add(event["epoch"], event["test_loss"], event["grid"])
-            self.pictures += 1
-            self.speed = event["samples_per_s"]
-            self.status = f"Epoch {event['epoch']}/{event['epochs']}: test loss {event['test_loss']:.2f} " \
-                          f"(recon {event['recon']:.2f} + KL {event['kl']:.2f}) nats per image"
+    @functools.singledispatchmethod
+    def _apply(self, event: Event) -> None:
+        """Fold one event into what the page shows, by its type (the final one goes to `_finish`)."""
 
-    def _add_epoch(self, entry: dict) -> None:
+    @_apply.register
+    def _apply_note(self, event: DatasetNote) -> None:
+        self.note = event.dataset_note
+
+    @_apply.register
+    def _apply_reading(self, event: Reading) -> None:
+        self.status = f"Reading your pictures: {event.done:,} of {event.total:,} files…"
+
+    @_apply.register
+    def _apply_start(self, event: Start) -> None:
+        self.first_epoch, self.epochs = event.first_epoch, event.epochs
+        self.device = event.device
+        self.status = f"Training on {event.device} · {event.n_train:,} images · {event.parameters:,} parameters"
+
+    @_apply.register
+    def _apply_step(self, event: Step) -> None:
+        x = event.progress
+        self.loss_rows.append((x, event.loss, "train loss"))
+        self._add_parts(x, event.terms, "train")
+        self.fraction = (x - self.first_epoch + 1) / (self.epochs - self.first_epoch + 1)
+
+    @_apply.register
+    def _apply_epoch(self, event: Epoch) -> None:
+        self._add_test(float(event.epoch), event.test_loss, event.terms)
+        self.grid, self.reconstructions = event.extras["grid"], event.extras["reconstructions"]
+        self.film.add(event.epoch, event.test_loss, self.grid)
+        self.pictures += 1
+        self.speed = event.samples_per_s
+        parts = " + ".join(f"{term_label(term)} {value:.2f}" for term, value in event.terms.items())
+        self.status = f"Epoch {event.epoch}/{event.epochs}: test loss {event.test_loss:.2f} ({parts}) nats per image"
+
+    def _add_test(self, x: float, loss: float, terms: dict[str, float]) -> None:
         """An epoch's test figures on the curves (its training figures arrive step by step)."""
-        x = float(entry["epoch"])
-        self.loss_rows.append((x, entry["test_loss"], "test loss"))
-        self.part_rows += [(x, entry["recon"], "recon (test)"), (x, entry["kl"], "KL (test)")]
+        self.loss_rows.append((x, loss, "test loss"))
+        self._add_parts(x, terms, "test")
 
-    def _final_texts(self, event: dict) -> tuple[str, str]:
+    def _add_parts(self, x: float, terms: dict[str, float | None], where: str) -> None:
+        self.part_rows += [(x, value, part_name(term, where)) for term, value in terms.items()]
+
+    def _final_texts(self, event: Final) -> tuple[str, str]:
         """How the run ended, for the session that started it and for everyone else."""
-        kind = event["event"]
-        kept = bool(event.get("checkpoint"))
+        kept = bool(event.checkpoint)
         title = spec(self.result.model.config.kind).title if kept and self.result is not None else ""
         theirs = f" Its {title} is active for whoever started it; the button below uses it in your tabs." \
             if kept else ""
         judged = f"\n\n{self.result.info['recognition']}" if kept and "recognition" in self.result.info else ""
-        if kind == "done":
-            return (f"✅ Done: {event['message']}. The new {title} is now the active model in every "
-                    f"tab.{judged}", f"✅ Done: {event['message']}.{theirs}{judged}")
-        limit = f"This server stops a run after {_duration(self.time_limit_s)}" if self.time_limit_s else ""
-        if kind == "stopped":
-            if self.timed_out:
-                event = {**event, "message": f"{limit}. {event['message']}"}
-            return f"⏹ Stopped. {event['message']}{' It is now the active model.' if kept else ''}{judged}", \
-                f"⏹ Stopped. {event['message']}{theirs}{judged}"
+        return self._ending(event, kept, title, theirs, judged)
+
+    @functools.singledispatchmethod
+    def _ending(self, event: Final, kept: bool, title: str, theirs: str, judged: str) -> tuple[str, str]:
+        """`_final_texts` for each kind of ending: `theirs` and `judged` end the texts where they apply."""
+        raise TypeError(f"{type(event).__name__} does not end a run")
+
+    @_ending.register
+    def _done_texts(self, event: Done, kept: bool, title: str, theirs: str, judged: str) -> tuple[str, str]:
+        return (f"✅ Done: {event.message}. The new {title} is now the active model in every tab.{judged}",
+                f"✅ Done: {event.message}.{theirs}{judged}")
+
+    @_ending.register
+    def _stopped_texts(self, event: Stopped, kept: bool, title: str, theirs: str, judged: str) -> tuple[str, str]:
+        message = f"{self._limit_text()}. {event.message}" if self.timed_out else event.message
+        return f"⏹ Stopped. {message}{' It is now the active model.' if kept else ''}{judged}", \
+            f"⏹ Stopped. {message}{theirs}{judged}"
+
+    @_ending.register
+    def _failed_texts(self, event: Failed, kept: bool, title: str, theirs: str, judged: str) -> tuple[str, str]:
+        message = event.message
         if self._killed:
-            event = {**event, "message": f"{limit}, and this one did not stop, so its process was ended: "
-                                         f"{event['message']}"}
-        return (f"⚠️ Training failed: {event['message']}{' That checkpoint is now the active model.' if kept else ''}",
-                f"⚠️ Training failed: {event['message']}{theirs}")
+            message = f"{self._limit_text()}, and this one did not stop, so its process was ended: {message}"
+        return (f"⚠️ Training failed: {message}{' That checkpoint is now the active model.' if kept else ''}",
+                f"⚠️ Training failed: {message}{theirs}")
+
+    def _limit_text(self) -> str:
+        return f"This server stops a run after {_duration(self.time_limit_s)}" if self.time_limit_s else ""
 
     def _status_text(self, status: str) -> str:
         note = f"\n\n> ℹ️ {self.note}" if self.note else ""

@@ -16,11 +16,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vae_core.checkpoint import CONFIG
+from vae_core.kinds import LOSS_TERMS
 
 # beside each run folder: its film, its last sample grid, its download, and (brought back) the zip's name
 FILM, GRID, ZIP, ORIGIN = ".gif", ".png", ".zip", ".origin"
-# the Runs tab's curve choices → the key of each history entry
-CURVES = {"test loss": "test_loss", "recon (test)": "recon", "KL (test)": "kl",
+TERM_LABELS = {"kl": "KL"}  # how a loss term (`KindSpec.loss_terms`) is written where people read it, if not as named
+
+
+def term_label(term: str) -> str:
+    return TERM_LABELS.get(term, term)
+
+
+def part_name(term: str, where: str) -> str:
+    """A loss term's curve, series or row, `where` it was measured: `recon (test)`, `KL (train)`."""
+    return f"{term_label(term)} ({where})"
+
+
+# the Runs tab's curve choices → the key of each history entry; the default terms, as the tab compares any kinds' runs
+CURVES = {"test loss": "test_loss", **{part_name(term, "test"): term for term in LOSS_TERMS},
           "train loss (epoch mean)": "train_loss"}
 # what the settings table compares: (row label, where in config.json); settings first, then results
 SETTINGS = (
@@ -30,8 +43,8 @@ SETTINGS = (
     ("learning rate", ("train", "lr")), ("KL warm-up", ("train", "kl_warmup")),
     ("random shift (px)", ("train", "shift")), ("seed", ("train", "seed")),
 )
-RESULTS = (("test loss", ("metrics", "test_loss")), ("recon (test)", ("metrics", "recon")),
-           ("KL (test)", ("metrics", "kl")))
+RESULTS = (("test loss", ("metrics", "test_loss")),
+           *((part_name(term, "test"), ("metrics", term)) for term in LOSS_TERMS))
 LEGEND_SETTINGS = 2  # a run's legend names at most this many of the settings that set it apart
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 CHART_W, CHART_H = 900, 300  # the chart's drawing, before its legend rows

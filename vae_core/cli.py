@@ -23,7 +23,8 @@ from .hub import HubError, push
 from .images import png_bytes, to_grid
 from .models import LabelConditioned, PriorSampler, kinds, make_config, spec
 from .models.structured import parse_given
-from .train import DDP_NEEDS_TORCHRUN, Trainer, in_passing_thread, resolve_device, to_json
+from .train import DDP_NEEDS_TORCHRUN, Trainer, in_passing_thread, resolve_device
+from .train.events import DatasetNote, Done, Epoch, Event, Failed, Final, Start, Step
 
 USAGE_ERROR = 2
 
@@ -223,12 +224,12 @@ def _train(args: argparse.Namespace) -> int:
     trainer = Trainer(model_config, train_config, data).start()
     if os.environ.get("RANK", "0") != "0" and args.ddp:
         return _follow_quietly(trainer)
-    last = _Progress(args.json, spec(model_config.kind).loss_terms).follow(trainer, args.out)
+    last = _Progress(args.json).follow(trainer, args.out)
     if not args.json:
-        saved = f" Checkpoint: {last['checkpoint']}" if last.get("checkpoint") else ""
-        prefix = "error: " if last.get("event") == "error" else ""
-        print(prefix + last.get("message", "") + saved, file=sys.stderr)
-    return 0 if last.get("event") == "done" else 1
+        saved = f" Checkpoint: {last.checkpoint}" if last.checkpoint else ""
+        prefix = "error: " if isinstance(last, Failed) else ""
+        print(prefix + last.message + saved, file=sys.stderr)
+    return 0 if isinstance(last, Done) else 1
 
 
 def _configs(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig]:
@@ -248,67 +249,73 @@ def _configs(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig]:
 class _Progress:
     """The terminal's view of a run: a progress bar and a line an epoch, or one JSON event a line."""
 
-    def __init__(self, as_json: bool, loss_terms: tuple[str, ...]):
-        self.as_json, self.loss_terms = as_json, loss_terms
+    def __init__(self, as_json: bool):
+        self.as_json = as_json
         self.bar = None
-        self.start: dict = {}
+        self.start: Start | None = None
 
-    def follow(self, trainer: Trainer, out: str) -> dict:
-        """Show every event of the run; its last event (a synthetic error if torchrun ended the job)."""
-        last: dict = {}
+    def follow(self, trainer: Trainer, out: str) -> Final:
+        """Show every event of the run; its final event (a synthetic failure if torchrun ended the job)."""
         saved_any = False
         try:
             for event in trainer.events():
-                last = event
-                saved_any |= event["event"] == "epoch"
+                saved_any |= isinstance(event, Epoch)
                 if self.as_json:
-                    print(to_json(event), flush=True)
-                getattr(self, f"_on_{event['event']}", lambda event: None)(event)
+                    print(event.to_json(), flush=True)
+                self._show(event)
         except KeyboardInterrupt:
             trainer.stop()
             trainer.join()
             raise
         except JobEnded:
             trainer.stop()  # its thread may be waiting on the dead peer; the process ends without it
-            last = {"event": "error", "kind": "job_ended", "checkpoint": out if saved_any else None,
-                    "message": f"rank {os.environ.get('RANK', '0')}: another process of the job failed or was "
-                               "killed, so torchrun ended this one. Every checkpoint written is complete."}
+            event = Failed(kind="job_ended", checkpoint=out if saved_any else None,
+                           message=f"rank {os.environ.get('RANK', '0')}: another process of the job failed or was "
+                                   "killed, so torchrun ended this one. Every checkpoint written is complete.")
             if self.as_json:
-                print(json.dumps(last), flush=True)
+                print(event.to_json(), flush=True)
         finally:
             if self.bar is not None:
                 self.bar.close()
-        return last
+        return event  # `events()` ends with the run's final event
 
-    def _on_dataset_note(self, event: dict) -> None:
-        print(f"note: {event['dataset_note']}", file=sys.stderr)
+    @functools.singledispatchmethod
+    def _show(self, event: Event) -> None:
+        """What the terminal shows of an event, by its type; most show nothing beyond their JSON line."""
 
-    def _on_start(self, event: dict) -> None:
+    @_show.register
+    def _show_note(self, event: DatasetNote) -> None:
+        print(f"note: {event.dataset_note}", file=sys.stderr)
+
+    @_show.register
+    def _show_start(self, event: Start) -> None:
         from tqdm import tqdm
 
         self.start = event
-        self.bar = tqdm(total=(event["epochs"] - event["first_epoch"] + 1) * event["n_train"], unit="img",
+        self.bar = tqdm(total=(event.epochs - event.first_epoch + 1) * event.n_train, unit="img",
                         unit_scale=True, file=sys.stderr, dynamic_ncols=True)
 
-    def _on_step(self, event: dict) -> None:
+    @_show.register
+    def _show_step(self, event: Step) -> None:
         if self.bar is not None:
-            seen = round((event["progress"] - self.start["first_epoch"] + 1) * self.start["n_train"])
+            seen = round((event.progress - self.start.first_epoch + 1) * self.start.n_train)
             self.bar.update(seen - self.bar.n)
-            self.bar.set_postfix(epoch=event["epoch"], loss=f"{event['loss']:.2f}")
+            self.bar.set_postfix(epoch=event.epoch, loss=f"{event.loss:.2f}")
 
-    def _on_epoch(self, event: dict) -> None:
+    @_show.register
+    def _show_epoch(self, event: Epoch) -> None:
         if self.bar is not None and not self.as_json:
-            terms = ", ".join(f"{term} {event[term]:.3f}" for term in self.loss_terms if term in event)
-            self.bar.write(f"epoch {event['epoch']}: train {event['train_loss']:.3f}  test {event['test_loss']:.3f} "
-                           f"({terms})  {event['samples_per_s']:,.0f} img/s")
+            terms = ", ".join(f"{term} {value:.3f}" for term, value in event.terms.items())
+            self.bar.write(f"epoch {event.epoch}: train {event.train_loss:.3f}  test {event.test_loss:.3f} "
+                           f"({terms})  {event.samples_per_s:,.0f} img/s")
 
 
 def _follow_quietly(trainer: Trainer) -> int:
     """A DDP rank other than 0: rank 0 reports progress; this one speaks only if it fails."""
     last = list(trainer.events())[-1]
-    if last.get("event") == "error":
-        print(f"error: {last['message']}", file=sys.stderr)
-    return 0 if last.get("event") == "done" else 1
+    if isinstance(last, Failed):
+        print(f"error: {last.message}", file=sys.stderr)
+    return 0 if isinstance(last, Done) else 1
 
 
 def _evaluate(args: argparse.Namespace) -> int:

@@ -6,35 +6,53 @@ from collections.abc import Callable
 
 import torch
 
-from .models import Completer, Model
+from .models import Completer, Model, spec
+
+
+def stacked(parts: dict[str, torch.Tensor], terms: tuple[str, ...]) -> torch.Tensor:
+    """A loss function's `loss` and its `terms`, in that order, as one vector: summed and read as one."""
+    return torch.stack([parts["loss"], *(parts[term] for term in terms)])
+
+
+def unstacked(values: list[float], terms: tuple[str, ...]) -> tuple[float, dict[str, float]]:
+    """`stacked`'s vector read back: the loss, and each term by its name."""
+    return values[0], dict(zip(terms, values[1:], strict=True))
 
 
 @torch.no_grad()
-def elbo_metrics(
+def elbo_parts(
     model: Model,
     x: torch.Tensor,
     labels: torch.Tensor,
     generator: torch.Generator | None = None,
     chunk: int = 1000,
     should_stop: Callable[[], bool] = lambda: False,
-) -> dict[str, float] | None:
-    """Per-image means of the model's own loss at KL weight 1 (the −ELBO for a VAE), one z draw.
+) -> tuple[float, dict[str, float]] | None:
+    """Per-image means of the model's own loss at KL weight 1 (the −ELBO for a VAE), one z draw, and of
+    each term its kind reports (`KindSpec.loss_terms`).
 
     This is pytorch/examples' "Test set loss". Returns None when `should_stop` fires
     between chunks, so a stop is never delayed by a full pass over a large test set.
     """
+    terms = spec(model.config.kind).loss_terms
     was_training = model.training
     model.eval()
-    totals = torch.zeros(3, device=x.device)
+    totals = torch.zeros(1 + len(terms), device=x.device)
     for start in range(0, len(x), chunk):
         if should_stop():
             model.train(was_training)
             return None
-        parts = model.loss_function(x[start : start + chunk], labels[start : start + chunk], 1.0, generator)
-        totals += torch.stack([parts["loss"], parts["recon"], parts["kl"]])
+        totals += stacked(model.loss_function(x[start : start + chunk], labels[start : start + chunk], 1.0, generator),
+                          terms)
     model.train(was_training)
-    loss, recon, kl = (totals / len(x)).tolist()
-    return {"test_loss": loss, "recon": recon, "kl": kl}
+    return unstacked((totals / len(x)).tolist(), terms)
+
+
+def elbo_metrics(model: Model, x: torch.Tensor, labels: torch.Tensor,
+                 generator: torch.Generator | None = None) -> dict[str, float]:
+    """`elbo_parts` as the `evaluate` command and the benchmarks report it: `test_loss`, then each term."""
+    loss, terms = elbo_parts(model, x, labels, generator)
+    return {"test_loss": loss, **terms}
 
 
 def evaluate(model: Model, x: torch.Tensor, labels: torch.Tensor, samples: int = 100, seed: int = 0,

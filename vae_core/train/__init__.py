@@ -3,10 +3,11 @@
 from ..config import TrainConfig
 from .device import resolve_device
 from .distributed import DDP_NEEDS_TORCHRUN
-from .events import FINAL_EVENTS, is_final, to_json
+from .events import DatasetNote, Done, Epoch, Event, Failed, Final, Reading, Start, Step, Stopped, is_final
 from .loop import Trainer
 from .process import ProcessTrainer
 from .threads import in_passing_thread
 
-__all__ = ["DDP_NEEDS_TORCHRUN", "FINAL_EVENTS", "ProcessTrainer", "TrainConfig", "Trainer", "in_passing_thread",
-           "is_final", "resolve_device", "to_json"]
+__all__ = ["DDP_NEEDS_TORCHRUN", "DatasetNote", "Done", "Epoch", "Event", "Failed", "Final", "ProcessTrainer",
+           "Reading", "Start", "Step", "Stopped", "TrainConfig", "Trainer", "in_passing_thread", "is_final",
+           "resolve_device"]

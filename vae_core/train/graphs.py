@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import torch
 
-Step = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (batch indices, KL weight) -> [loss, recon, kl]
+Step = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (batch indices, KL weight) -> [loss, *terms]
 WARMUP_STEPS = 3
 
 

@@ -12,8 +12,8 @@ subscribe, events, dataset, config) and relays the child's events into an `Event
 The child is `python -m vae_core.train.worker`: it imports PyTorch and vae_core only
 (not the app), and a spare one is started ahead of time (`warm`), so a run does not
 wait for the import. Parent and child talk through the child's stdin and stdout in
-pickle frames: the job and "stop" down, events up. Only our own two processes write
-those pipes; nothing from a user is unpickled.
+pickle frames: the job and "stop" down, events (their dataclasses, pictures and all) up.
+Only our own two processes write those pipes; nothing from a user is unpickled.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import torch
 
 from ..config import ModelConfig, TrainConfig
 from ..datasets import Dataset, ZipUpload
-from .events import ERROR, NO_CHECKPOINT, STOPPED, EventHub, Followed, is_final
+from .events import NO_CHECKPOINT, Epoch, Event, EventHub, Failed, Followed, Start, Stopped, is_final
 
 STOP = "stop"
 # The worker runs at a lower CPU priority than the server that started it: a server's requests
@@ -107,7 +107,7 @@ class ProcessTrainer(Followed):
         with self._lock:
             begun = self._begun
         if not begun:  # nothing worth keeping yet: end it here, and end the child, so no two runs overlap
-            self._publish({"event": STOPPED, "epoch": 0, "checkpoint": None, "message": NO_CHECKPOINT})
+            self._publish(Stopped(epoch=0, checkpoint=None, message=NO_CHECKPOINT))
             self.kill()
 
     def kill(self) -> None:
@@ -119,12 +119,12 @@ class ProcessTrainer(Followed):
         self._relay.join(timeout)
         return not self._relay.is_alive()
 
-    def _publish(self, event: dict) -> bool:
+    def _publish(self, event: Event) -> bool:
         """Publish unless the run has already ended; True once it has."""
         with self._lock:
             if self._ended:
                 return True
-            self._begun = self._begun or event["event"] == "start"
+            self._begun = self._begun or isinstance(event, Start)
             self._ended = is_final(event)
             self.hub.publish(event)
             return self._ended
@@ -135,15 +135,15 @@ class ProcessTrainer(Followed):
             while True:
                 try:
                     event = pickle.load(self._child.stdout)
-                    if not isinstance(event, dict) or "event" not in event:
+                    if not isinstance(event, Event):
                         raise ValueError("not an event")
                 except Exception:  # noqa: BLE001 - EOF, a garbled frame: either way the child is done for
                     self._child.kill()
                     kept = "its last checkpoint is complete" if self._saved else "no epoch had finished"
-                    event = {"event": ERROR, "kind": "process", "checkpoint": self._saved,
-                             "message": f"the training process ended unexpectedly (exit code {self._child.wait()});"
-                                        f" {kept}"}
-                if event["event"] == "epoch" and self.config.out:
+                    event = Failed(kind="process", checkpoint=self._saved,
+                                   message=f"the training process ended unexpectedly (exit code {self._child.wait()}); "
+                                           f"{kept}")
+                if isinstance(event, Epoch) and self.config.out:
                     self._saved = self.config.out
                 if self._publish(event):
                     break
