@@ -12,7 +12,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,7 +83,7 @@ class LiveRun:
     """
 
     def __init__(self, trainer: ProcessTrainer, role: str, run_dir: Path, owner: str,
-                 on_finish: Callable[[LiveRun], Any], past: list[dict] = (), time_limit_s: float | None = None):
+                 on_finish: Callable[[LiveRun], Any], past: Sequence[dict] = (), time_limit_s: float | None = None):
         """`past`: the per-epoch history of the checkpoint a continued run resumes, drawn before its new epochs.
         `time_limit_s`: the run is stopped (as Stop does) this long after it started; None for no limit."""
         self.trainer, self.role, self.run_dir, self.owner = trainer, role, run_dir, owner
@@ -139,7 +139,7 @@ class LiveRun:
         """Fold events in until the final one; at the time limit stop the run, and if it has not ended a
         grace later (STOP_GRACE_S, or the limit if shorter), end its worker."""
         deadline = None if self.time_limit_s is None else self.started + self.time_limit_s
-        grace = None if self.time_limit_s is None else min(STOP_GRACE_S, self.time_limit_s)
+        grace = STOP_GRACE_S if self.time_limit_s is None else min(STOP_GRACE_S, self.time_limit_s)
         stopped_at_limit = False
         while True:
             wait = None if deadline is None else min(max(0.0, deadline - time.monotonic()), threading.TIMEOUT_MAX)
@@ -185,7 +185,7 @@ class LiveRun:
 
     def _keep_pictures(self) -> None:
         """The run's film and last sample grid, beside its folder, for the Runs tab."""
-        if self.film.frames:
+        if self.film.frames and self.grid is not None:
             self.run_dir.with_suffix(FILM).write_bytes(self.film.gif())
             self.run_dir.with_suffix(GRID).write_bytes(png_bytes(self.grid))
 
@@ -254,7 +254,7 @@ class LiveRun:
         self.loss_rows.append((x, loss, "test loss"))
         self._add_parts(x, terms, "test")
 
-    def _add_parts(self, x: float, terms: dict[str, float | None], where: str) -> None:
+    def _add_parts(self, x: float, terms: Mapping[str, float | None], where: str) -> None:
         self.part_rows += [(x, value, part_name(term, where)) for term, value in terms.items()]
 
     def _final_texts(self, event: Final) -> tuple[str, str]:

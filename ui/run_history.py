@@ -14,6 +14,7 @@ import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from vae_core.checkpoint import CONFIG
 from vae_core.kinds import LOSS_TERMS
@@ -152,9 +153,9 @@ def curves_svg(series: list[tuple[str, list[tuple[float, float]]]], unit: str = 
         dots = "".join(f'<circle cx="{px}" cy="{py}" r="3"/>' for px, py in drawn) if len(pts) <= MAX_DOTS else ""
         parts.append(f'<g class="run" fill="{color}" stroke="{color}"><title>{label}</title>'
                      f'<polyline fill="none" stroke-width="2" points="{path}"/>{dots}</g>')
-        y = CHART_H + 22 * i + 6
-        parts.append(f'<line x1="{left}" x2="{left + 24}" y1="{y}" y2="{y}" stroke="{color}" stroke-width="3"/>'
-                     f'<text class="legend" x="{left + 32}" y="{y + 4}">{label}</text>')
+        legend_y = CHART_H + 22 * i + 6
+        parts.append(f'<line x1="{left}" x2="{left + 24}" y1="{legend_y}" y2="{legend_y}" stroke="{color}" '
+                     f'stroke-width="3"/><text class="legend" x="{left + 32}" y="{legend_y + 4}">{label}</text>')
     return "".join(parts) + "</svg>"
 
 
@@ -205,7 +206,7 @@ def _row(records: list[RunRecord], where: tuple[str, ...]) -> set[str]:
     return {_shown(_at(r.info, where)) for r in records}
 
 
-def _at(info: dict, where: tuple[str, ...]) -> object:
+def _at(info: Any, where: tuple[str, ...]) -> object:
     for key in where:
         info = info.get(key) if isinstance(info, dict) else None
     return info

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import NoReturn, cast
 
 import numpy as np
 import torch
@@ -42,7 +43,7 @@ def _job_ended(signum, frame) -> None:
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse prints usage + message; we want one line
+    def error(self, message: str) -> NoReturn:  # argparse prints usage + message; we want one line
         raise UsageError(message)
 
 
@@ -277,7 +278,7 @@ class _Progress:
         finally:
             if self.bar is not None:
                 self.bar.close()
-        return event  # `events()` ends with the run's final event
+        return cast(Final, event)  # `events()` ends with the run's final event
 
     @functools.singledispatchmethod
     def _show(self, event: Event) -> None:

@@ -51,7 +51,10 @@ def elbo_parts(
 def elbo_metrics(model: Model, x: torch.Tensor, labels: torch.Tensor,
                  generator: torch.Generator | None = None) -> dict[str, float]:
     """`elbo_parts` as the `evaluate` command and the benchmarks report it: `test_loss`, then each term."""
-    loss, terms = elbo_parts(model, x, labels, generator)
+    parts = elbo_parts(model, x, labels, generator)
+    if parts is None:  # only a `should_stop` ends it early, and none is given here
+        raise RuntimeError("the test-set evaluation ended early")
+    loss, terms = parts
     return {"test_loss": loss, **terms}
 
 

@@ -86,7 +86,9 @@ class Event(Mapping):
         left = {key: value for key, value in data.items() if key not in taken}
         if left and rest is None:
             raise ValueError(f"a {event_type.name} event has no {', '.join(left)}")
-        return event_type(**given, **({rest: left} if rest else {}))
+        if rest:
+            given[rest] = left
+        return event_type(**given)
 
     # the dict form, read-only, for whoever indexes an event by key
     def __getitem__(self, key: str) -> Any:

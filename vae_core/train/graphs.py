@@ -38,9 +38,9 @@ class GraphedStep:
         with torch.no_grad():  # back to the state before the warm-up, in place
             for p, saved in zip(model.parameters(), params, strict=True):
                 p.copy_(saved)
-            for p, state in optimizer.state.items():
+            for param, state in optimizer.state.items():
                 for key, value in state.items():
-                    value.copy_(moments[id(p)][key]) if id(p) in moments else value.zero_()
+                    value.copy_(moments[id(param)][key]) if id(param) in moments else value.zero_()
         generator.set_state(noise)
         self.graph = torch.cuda.CUDAGraph()
         self.graph.register_generator_state(generator)

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -128,7 +129,7 @@ class Trainer(Followed):
             self._emit(DatasetNote(dataset_note=data.note))
         device = self.ddp.join(resolve_device(self.config.device))
         model, optimizer, first_epoch, past = self._prepare(data, device)
-        step_model = self.ddp.wrap(model, device)
+        step_model: Any = self.ddp.wrap(model, device)  # a module, or torch.compile's callable of one
         if self.config.compile:
             step_model = torch.compile(step_model, mode="reduce-overhead" if device.type == "cuda" else "default")
         # a checkpoint is intact only where this run writes: resuming into another --out has none yet
@@ -254,7 +255,7 @@ class Trainer(Followed):
         window = _Window(cfg.step_every, 1 + len(terms), device)
         one_step = self._step_function(step_model, optimizer, x, labels, noise_gen, terms)
         start = time.perf_counter()
-        graphed = GraphedStep(one_step, model, optimizer, bs, noise_gen, device) \
+        graphed = GraphedStep(one_step, cast(torch.nn.Module, model), optimizer, bs, noise_gen, device) \
             if cfg.cuda_graphs and device.type == "cuda" and world == 1 and n >= bs else None
         for step in range(steps):
             if self._stop.is_set():

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import IO
 
 import torch
 
@@ -47,13 +48,14 @@ def warm() -> None:
         _ensure_spare()
 
 
-def _ensure_spare() -> None:
+def _ensure_spare() -> subprocess.Popen:
     global _spare
     if _spare is None or _spare.poll() is not None:
         path = os.pathsep.join(p for p in (_HOME, os.environ.get("PYTHONPATH")) if p)
         _spare = subprocess.Popen([sys.executable, "-m", "vae_core.train.worker", str(WORKER_NICENESS)],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   env={**os.environ, "PYTHONPATH": path})
+    return _spare
 
 
 def leave_cores_to_training() -> None:
@@ -68,8 +70,7 @@ def leave_cores_to_training() -> None:
 def _take_spare() -> subprocess.Popen:
     global _spare
     with _spare_lock:  # one section: two callers never share a spare
-        _ensure_spare()
-        taken, _spare = _spare, None
+        taken, _spare = _ensure_spare(), None
     return taken
 
 
@@ -93,10 +94,18 @@ class ProcessTrainer(Followed):
         self._relay.start()
         return self
 
+    def _pipes(self) -> tuple[subprocess.Popen, IO[bytes], IO[bytes]]:
+        """The started child and its two pipes (both made at its start: `_ensure_spare`)."""
+        child = self._child
+        if child is None or child.stdin is None or child.stdout is None:
+            raise RuntimeError("the training process has not been started")
+        return child, child.stdin, child.stdout
+
     def _send(self, message) -> None:
+        _, stdin, _ = self._pipes()
         try:
-            pickle.dump(message, self._child.stdin)
-            self._child.stdin.flush()
+            pickle.dump(message, stdin)
+            stdin.flush()
         except (OSError, ValueError):  # a broken pipe, or stdin already closed: the child is gone or done
             pass
 
@@ -131,28 +140,29 @@ class ProcessTrainer(Followed):
 
     def _follow(self) -> None:
         """Relay the child's events; a child that dies without a final event is reported as one."""
+        child, stdin, stdout = self._pipes()
         try:
             while True:
                 try:
-                    event = pickle.load(self._child.stdout)
+                    event = pickle.load(stdout)
                     if not isinstance(event, Event):
                         raise ValueError("not an event")
                 except Exception:  # noqa: BLE001 - EOF, a garbled frame: either way the child is done for
-                    self._child.kill()
+                    child.kill()
                     kept = "its last checkpoint is complete" if self._saved else "no epoch had finished"
                     event = Failed(kind="process", checkpoint=self._saved,
-                                   message=f"the training process ended unexpectedly (exit code {self._child.wait()}); "
+                                   message=f"the training process ended unexpectedly (exit code {child.wait()}); "
                                            f"{kept}")
                 if isinstance(event, Epoch) and self.config.out:
                     self._saved = self.config.out
                 if self._publish(event):
                     break
         finally:
-            self._child.stdin.close()
+            stdin.close()
             try:
-                self._child.wait(timeout=30)
+                child.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                self._child.kill()
+                child.kill()
             self.hub.close()
             # The next run's spare imports PyTorch now, not during this run: started beside a run, its
             # import (seconds of a core, at the server's priority) slowed a 3-epoch run by 10-20 %.
