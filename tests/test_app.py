@@ -104,6 +104,7 @@ def test_bad_digit_steps_and_files_get_plain_errors(client, tmp_path, digit_png)
     assert grid(client.predict(image=handle_file(digit_png[0]), api_name="/reconstruct")).shape == tiles(1, 2)
 
 
+@pytest.mark.slow
 def test_training_streams_then_becomes_the_active_model_and_stop_is_prompt(client):
     before = grid(client.predict(n=16, seed=3, api_name="/sample"))
     job = client.submit(kind="vae", dataset="mnist", epochs=1, latent=3, batch_size=128, lr=1e-3,
@@ -154,6 +155,7 @@ def test_bad_training_settings_are_refused_plainly(client):
         client.predict(kind="vae", dataset="cifar", epochs=1, latent=2, batch_size=64, lr=1e-3, api_name="/train")
 
 
+@pytest.mark.slow
 def test_a_closed_browser_does_not_end_the_run_and_an_early_stop_keeps_the_old_model(client):
     # long enough (seconds) that the follower below surely finds it still running
     job = client.submit(kind="vae", dataset="mnist", epochs=6, latent=5, batch_size=32, lr=1e-3, api_name="/train")
@@ -184,6 +186,7 @@ def test_a_closed_browser_does_not_end_the_run_and_an_early_stop_keeps_the_old_m
     assert np.array_equal(before, grid(client.predict(n=8, seed=1, api_name="/sample")))  # nothing replaced
 
 
+@pytest.mark.slow
 def test_share_without_network_says_so_in_one_line_and_serves_locally(tmp_path):
     from testing.appserver import Server
 

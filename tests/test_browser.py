@@ -11,7 +11,8 @@ from testing import ROOT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
+pytestmark = [pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
+              pytest.mark.slow]
 TABS = [tab.LABEL for tab in ui.tabs.TABS]  # the page must show every tab the code lists, in its order
 # each exploring tab and the picture it shows on arrival, without a click
 FIRST_PICTURES = {"Sample": "sample-grid", "Latent traverse": "traverse-grid",

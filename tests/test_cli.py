@@ -45,6 +45,7 @@ def test_train_prints_each_epoch_with_the_loss_terms_its_kind_reports(tmp_path, 
     assert shown.err.splitlines()[-1] == f"training finished after epoch 1 Checkpoint: {tmp_path / 'ck'}"
 
 
+@pytest.mark.slow
 def test_evaluate_json_reports_the_metrics(trained):
     out, _ = trained
     result = cli("evaluate", out, "--iwae-k", "10", "--json")
@@ -54,6 +55,7 @@ def test_evaluate_json_reports_the_metrics(trained):
     assert metrics["iwae_k"] == 10 and 0 <= metrics["active_units"] <= 4
 
 
+@pytest.mark.slow
 def test_sample_writes_npy_and_png_and_needs_a_digit_for_a_cvae(trained, tmp_path):
     out, _ = trained
     result = cli("sample", out, "--n", "12", "--digit", "7", "--npy", tmp_path / "s.npy", "--png", tmp_path / "g.png")
@@ -94,6 +96,7 @@ def test_a_pickle_checkpoint_is_refused(tmp_path, capsys):
     assert "pickled" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_digit_is_refused_for_a_vae(tmp_path):
     out = tmp_path / "vae"
     assert cli("train", "--epochs", "1", "--out", out).returncode == 0
@@ -101,6 +104,7 @@ def test_digit_is_refused_for_a_vae(tmp_path):
     assert result.returncode == 2 and "only applies to a CVAE" in result.stderr
 
 
+@pytest.mark.slow
 def test_out_of_memory_is_a_clear_error_not_a_crash(tmp_path):
     import resource
 
@@ -121,6 +125,7 @@ def test_out_of_memory_is_a_clear_error_not_a_crash(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_structured_cvae_trains_evaluates_and_refuses_to_sample(tmp_path):
     baseline = tmp_path / "baseline"
     result = cli("train", "--kind", "scvae", "--objective", "baseline", "--given-quadrants", "2", "--hidden", "64",
@@ -144,6 +149,7 @@ def test_structured_cvae_trains_evaluates_and_refuses_to_sample(tmp_path):
     assert missing.returncode == 2 and "no checkpoint folder" in missing.stderr
 
 
+@pytest.mark.slow
 def test_an_output_that_is_not_our_checkpoint_is_never_touched(tmp_path):
     """--out on a folder of the user's files, or on a file, is refused before any training; nothing changes."""
     folder = tmp_path / "thesis"
@@ -163,6 +169,7 @@ def test_an_output_that_is_not_our_checkpoint_is_never_touched(tmp_path):
     assert cli("train", "--epochs", "1", "--out", empty).returncode == 0  # empty and new folders are fine
 
 
+@pytest.mark.slow
 def test_bad_sample_targets_are_refused_before_sampling(trained, tmp_path):
     out, _ = trained
     missing = tmp_path / "missing" / "s.npy"
@@ -174,6 +181,7 @@ def test_bad_sample_targets_are_refused_before_sampling(trained, tmp_path):
         assert result.returncode == 2 and says in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_a_run_that_cannot_fit_in_memory_is_refused_before_it_allocates(tmp_path, subset):
     """A conv model at 256×256 with hidden 8192 would need tens of GB; it is refused with its numbers."""
     from PIL import Image
@@ -188,6 +196,7 @@ def test_a_run_that_cannot_fit_in_memory_is_refused_before_it_allocates(tmp_path
     assert "Traceback" not in result.stderr and not (tmp_path / "big").exists()
 
 
+@pytest.mark.slow
 def test_resume_and_evaluate_check_a_folder_as_an_upload_is_checked(trained, tmp_path):
     """The CLI reads folders through the same checks: a lying header or a stray tensor is one line, exit 2."""
     import shutil
@@ -203,6 +212,7 @@ def test_resume_and_evaluate_check_a_folder_as_an_upload_is_checked(trained, tmp
         assert "claims F32 [65536, 8192]" in result.stderr
 
 
+@pytest.mark.slow
 def test_push_without_a_token_or_a_network_says_so_in_one_line(trained, tmp_path):
     import os
 

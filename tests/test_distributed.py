@@ -13,6 +13,8 @@ import pytest
 from testing import ROOT
 from testing.cli import run_cli as cli
 
+pytestmark = pytest.mark.slow  # each test starts torchrun jobs
+
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
 
 

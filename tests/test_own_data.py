@@ -74,6 +74,7 @@ def test_split_is_stratified_and_needs_a_test_image():
         split_deterministic(np.array([0, 1]))
 
 
+@pytest.mark.slow
 def test_cli_trains_a_cvae_on_a_folder_at_its_own_size(picture_folder, tmp_path):
     out = tmp_path / "ckpt"
     result = cli("train", "--kind", "cvae", "--dataset", f"folder:{picture_folder}", "--image-size", "28x20",
@@ -94,6 +95,7 @@ def test_cli_trains_a_cvae_on_a_folder_at_its_own_size(picture_folder, tmp_path)
     assert unnamed.returncode == 2 and "name them with --dataset folder:PATH" in unnamed.stderr
 
 
+@pytest.mark.slow
 def test_conv_trains_on_32x32(picture_folder, tmp_path):
     result = cli("train", "--arch", "conv", "--dataset", f"folder:{picture_folder}", "--image-size", "32",
                  "--epochs", "1", "--out", tmp_path / "c")
@@ -101,6 +103,7 @@ def test_conv_trains_on_32x32(picture_folder, tmp_path):
     assert load_checkpoint(tmp_path / "c").model.config.image_shape == (1, 32, 32)
 
 
+@pytest.mark.slow
 def test_dangerous_archives_are_refused(tmp_path, picture_folder):
     escaping = tmp_path / "escape.zip"
     with zipfile.ZipFile(escaping, "w") as archive:
@@ -135,6 +138,7 @@ def test_folder_link_outside_is_refused(tmp_path, picture_folder):
         load_image_folder(folder)
 
 
+@pytest.mark.slow
 def test_frey_face_offline_message_and_local_file(tmp_path):
     from scipy.io import savemat
 
@@ -168,6 +172,7 @@ def own_server(tmp_path_factory):
     srv.close()
 
 
+@pytest.mark.slow
 def test_uploaded_zip_trains_a_cvae_that_samples_at_its_size(own_server, picture_folder, tmp_path):
     _, client = own_server
     archive = zip_folder(picture_folder, tmp_path / "digits.zip")
@@ -210,6 +215,7 @@ def test_bad_uploads_get_plain_messages(own_server, tmp_path, picture_folder):
         client.predict(dataset="upload", zip_file=handle_file(flat), height=4, api_name="/train")
 
 
+@pytest.mark.slow
 def test_how_it_works_numbers_are_the_training_loss(tmp_path, digit_png):
     """The tab's terms equal VAE.loss_function's for the same picture and the same ε (seed)."""
     from gradio_client import Client

@@ -45,6 +45,7 @@ def plugin_env(tmp_path):
     return os.environ | {"PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
 
 
+@pytest.mark.slow
 def test_a_plugin_kind_is_in_the_cli_help_and_trains_with_its_own_option(plugin_env, tmp_path):
     shown = run_cli("train", "--help", env=plugin_env)
     assert shown.returncode == 0, shown.stderr

@@ -1,5 +1,6 @@
 """What makes the shipped models sharper, and how a learner sees their own run's digits judged."""
 
+import pytest
 import torch
 from gradio_client import Client
 
@@ -46,6 +47,7 @@ def test_the_judge_reads_real_digits_and_tells_a_trained_cvae_from_an_untrained_
     assert untrained["overall"] < 0.5
 
 
+@pytest.mark.slow
 def test_a_cvae_runs_last_word_compares_its_digits_with_the_shipped_cvaes(server):
     client = Client(server.url, verbose=False)
     status = client.predict(kind="cvae", dataset="mnist", epochs=1, latent=4, api_name="/train")[0]

@@ -42,6 +42,7 @@ def front_matter(card: str) -> dict:
     return {key: json.loads(value) for key, value in (line.split(": ", 1) for line in head.strip().splitlines())}
 
 
+@pytest.mark.slow
 def test_a_downloaded_run_comes_back_in_a_fresh_session_samples_the_same_and_trains_on(server, tmp_path):
     first, fresh = Client(server.url, verbose=False), Client(server.url, verbose=False)
     updates = list(first.submit(kind="vae", dataset="mnist", epochs=2, latent=3, beta=2.0, api_name="/train"))

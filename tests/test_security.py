@@ -1,6 +1,7 @@
 """What a stranger's request can and cannot make the server do, tried through raw HTTP."""
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from testing.rawapi import call
@@ -35,6 +36,7 @@ def blank_png(side: int) -> bytes:
     return buffer.getvalue()
 
 
+@pytest.mark.slow
 def test_a_small_zip_of_huge_pictures_is_refused_from_headers(client, tmp_path):
     """30 blank 3,000×3,000 PNGs are 270 megapixels decoded but under 1 MB zipped."""
     import zipfile
@@ -154,6 +156,7 @@ def test_wrong_typed_payloads_get_sentences_without_objects_or_paths(server):
         assert "0x" not in text and "object at" not in text and "/tmp" not in text and "/work" not in text, text
 
 
+@pytest.mark.slow
 def test_a_tiny_unlabelled_upload_still_maps_its_latent_space(client, tmp_path, subset):
     import zipfile
 
@@ -211,6 +214,7 @@ def test_a_damaged_zip_gets_one_plain_sentence(tmp_path):
         load_image_zip(damaged)
 
 
+@pytest.mark.slow
 def test_the_zip_survey_unpacks_only_headers(tmp_path):
     """990 members of 1 MB of zeros each (a 1 MB zip) are surveyed without unpacking a gigabyte."""
     import zipfile

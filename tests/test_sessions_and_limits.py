@@ -45,6 +45,7 @@ def just_over(name: str) -> float:
     return limit.hi + (1 if limit.whole else limit.hi * 0.01 + 1e-3)
 
 
+@pytest.mark.slow
 def test_every_widget_range_is_its_handlers_range(server, digit_png):
     endpoints = limited_inputs(server)
     assert {"sample", "conditional", "all_digits", "traverse", "interpolate", "complete", "explain", "train"} \
@@ -135,6 +136,7 @@ def test_the_models_held_stay_within_their_memory_bound():
     assert store.get("b") and store.get("d") and store.get("e")
 
 
+@pytest.mark.slow
 def test_each_session_keeps_its_newest_runs_on_disk(server):
     from ui.settings import Settings
 
@@ -151,6 +153,7 @@ def test_each_session_keeps_its_newest_runs_on_disk(server):
     assert f"{len(names) - 1} run(s)" in runs[0] and f"newest {len(names) - 1} runs" in runs[0]
 
 
+@pytest.mark.slow
 def test_a_second_train_call_is_refused_as_busy_and_never_told_about_a_run_it_did_not_start(server):
     owner, stranger = Client(server.url, verbose=False), Client(server.url, verbose=False)
     run = owner.submit(kind="vae", dataset="mnist", epochs=3, latent=2, batch_size=16, api_name="/train")
@@ -163,6 +166,7 @@ def test_a_second_train_call_is_refused_as_busy_and_never_told_about_a_run_it_di
     assert run.outputs()[-1][0].startswith("✅ Done")
 
 
+@pytest.mark.slow
 def test_a_run_stops_itself_at_the_servers_time_limit_and_a_hung_one_is_ended(tmp_path):
     """The limit is what frees the one trainer when a visitor leaves a long run (no one else may stop it)."""
     import os
@@ -218,6 +222,7 @@ def test_a_nonsense_time_limit_stops_the_server_from_starting_with_a_sentence(va
     assert Settings.from_env({"VAE_STUDIO_MAX_RUN_MINUTES": "0"}).max_run_minutes == 0  # no limit
 
 
+@pytest.mark.slow
 def test_the_app_refuses_a_nonsense_setting_in_one_line():
     import os
     import subprocess

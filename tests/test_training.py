@@ -61,6 +61,7 @@ def test_test_loss_is_per_image_recon_sum_plus_kl(subset, tmp_path):
     assert ckpt.info["history"] == [epoch.history_entry()]  # the checkpoint records the epoch's figures
 
 
+@pytest.mark.slow
 def test_stop_takes_effect_within_a_second_mid_epoch_and_keeps_the_last_epoch(subset, tmp_path):
     trainer = Trainer(ModelConfig(hidden=800), TrainConfig(epochs=50, batch_size=4, out=str(tmp_path / "ck")),
                       dataset=subset).start()

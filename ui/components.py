@@ -86,35 +86,33 @@ class QuadrantToggle(gr.CheckboxGroup):
         return {"type": "string", "description": "1 to 3 quadrant names joined by '+', e.g. 'top-left+bottom-left'"}
 
 
-class KindChoice(gr.Radio):
-    """Which of the session's models a tab uses, by kind: its choices follow the session's models (a trained
-    kind joins them), so the handler, not the gate, checks the pick (`Studio.model_for`)."""
+class _ChosenByName:
+    """A choice whose choices follow the session (its kinds, its runs), so the handler, not the gate, checks the
+    pick: Gradio's own check would use the choices as first built. Here it need only be a name."""
 
     checked_by_handler = True
+    block = ""  # the widget the browser draws
+    example = ""  # a name, for the refusal
 
     def get_block_name(self) -> str:
-        return "radio"
+        return self.block
 
     def preprocess(self, payload):
-        # Gradio's own check would use the choices as first built
         if payload is not None and not isinstance(payload, str):
-            raise Refusal(f"{self.label}: a model kind's name, such as vae")
+            raise Refusal(f"{getattr(self, 'label', None)}: a name, such as {self.example}")
         return payload
 
 
-class ModelChoice(gr.Dropdown):
-    """A model picker: its choices follow the session's runs, so the handler, not the gate, checks the pick."""
+class KindChoice(_ChosenByName, gr.Radio):
+    """Which of the session's models a tab uses, by kind; `Studio.model_for` checks the pick."""
 
-    checked_by_handler = True
+    block, example = "radio", "vae"
 
-    def get_block_name(self) -> str:
-        return "dropdown"
 
-    def preprocess(self, payload):
-        # Gradio's own check would use the choices as first built; `Studio.choose` checks this session's
-        if payload is not None and not isinstance(payload, str):
-            raise Refusal(f"{self.label}: a model's name, such as weights/vae")
-        return payload
+class ModelChoice(_ChosenByName, gr.Dropdown):
+    """A model picker: its choices follow the session's runs; `Studio.choose` checks the pick."""
+
+    block, example = "dropdown", "weights/vae"
 
 
 def enumerate_names(names: list[str]) -> list[tuple[str, int]]:

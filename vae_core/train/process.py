@@ -4,8 +4,8 @@ PyTorch's CPU wheels use GNU OpenMP, which keeps a team of worker threads for ev
 live thread that has run a parallel region. A server's request threads that sample
 from models, or a main thread that loaded data, each keep such a team, and on a small
 CPU those idle teams slow every parallel op of the training thread (measured: see
-README, "Training speed"). In a process of its own, the training thread is the only
-one that ever opens a parallel region.
+docs/benchmarks.md, "Why the app trains in a process of its own"). In a process of its
+own, the training thread is the only one that ever opens a parallel region.
 
 `ProcessTrainer` keeps the `Trainer` interface the app uses (start, stop, join,
 subscribe, events, dataset, config) and relays the child's events into an `EventHub`.
@@ -35,7 +35,7 @@ from .events import NO_CHECKPOINT, Epoch, Event, EventHub, Failed, Followed, Sta
 STOP = "stop"
 # The worker runs at a lower CPU priority than the server that started it: a server's requests
 # (people sampling, drawing, exploring) are interactive and brief, a run is a batch job that
-# takes whatever CPU they leave. Measured with bench/load.py (README, "Load and faults").
+# takes whatever CPU they leave. Measured with bench/load.py (docs/benchmarks.md, "Load and faults").
 WORKER_NICENESS = 5
 _HOME = str(Path(__file__).resolve().parents[2])  # the folder holding vae_core, for a child started from anywhere
 _spare: subprocess.Popen | None = None

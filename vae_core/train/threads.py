@@ -3,7 +3,7 @@
 GNU OpenMP keeps a team of worker threads for every live thread that has run a parallel
 region; on a small CPU an idle team in the main thread slows every parallel op of the
 training thread. Work done in a thread that has ended leaves no team behind (measured in
-`bench/train_speed.py`; README, "Training speed").
+`bench/train_speed.py`; docs/benchmarks.md, "Why the app trains in a process of its own").
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class CoreShare:
     On a machine shared with a server's requests, a run on every core loses far more than
     the cores the requests take: each parallel op waits at its barrier for the thread that
     was descheduled. On one thread the run keeps most of a core, and the requests get the
-    rest (measured: README, "Load and faults"). `adjust()` is called from the training
+    rest (measured: docs/benchmarks.md, "Load and faults"). `adjust()` is called from the training
     thread between windows of steps; it reads the CPU time of the whole machine and of
     this process from /proc (Linux), and does nothing where those are missing.
     """
