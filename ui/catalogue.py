@@ -11,6 +11,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from torch import nn
+
 from vae_core.checkpoint import Checkpoint, load_checkpoint
 from vae_core.config import ModelConfig, options_of
 from vae_core.models import Model, kinds, spec
@@ -75,11 +77,10 @@ def model_bytes(active: ActiveModel) -> int:
 class Catalogue:
     """The shipped models by role, the checkpoints a session may pick for each, and the judge."""
 
-    def __init__(self, pretrained: dict[str, ActiveModel], shipped: dict[str, dict[str, ActiveModel]] | None = None,
-                 judge=None):
+    def __init__(self, pretrained: dict[str, ActiveModel], shipped: dict[str, dict[str, ActiveModel]],
+                 judge: nn.Module):
         self.pretrained = pretrained
-        # role → {source: model}: every shipped checkpoint a session may pick for that role
-        self.shipped = shipped or {role: {active.source: active} for role, active in pretrained.items()}
+        self.shipped = shipped  # role → {source: model}: every shipped checkpoint a session may pick for that role
         self.judge = judge
         self._recognition: dict[str, str] = {}  # shipped model's source → its recognizability
 
@@ -95,7 +96,7 @@ class Catalogue:
     def judged(self, active: ActiveModel) -> ActiveModel:
         """A labelled model of MNIST digits gets its recognizability beside its shipped kind's, for the run's end."""
         shipped = self.pretrained.get(active.model.config.role)
-        if self.judge is None or shipped is None or not can_judge(active.model, active.info.get("dataset", "")):
+        if shipped is None or not can_judge(active.model, active.info.get("dataset", "")):
             return active
         title = spec(active.model.config.kind).title
         text = (f"An independent CNN reads {describe(recognized(active.model, self.judge))} of this {title}'s "

@@ -86,33 +86,36 @@ class QuadrantToggle(gr.CheckboxGroup):
         return {"type": "string", "description": "1 to 3 quadrant names joined by '+', e.g. 'top-left+bottom-left'"}
 
 
-class _ChosenByName:
-    """A choice whose choices follow the session (its kinds, its runs), so the handler, not the gate, checks the
-    pick: Gradio's own check would use the choices as first built. Here it need only be a name."""
-
-    checked_by_handler = True
-    block = ""  # the widget the browser draws
-    example = ""  # a name, for the refusal
-
-    def get_block_name(self) -> str:
-        return self.block
-
-    def preprocess(self, payload):
-        if payload is not None and not isinstance(payload, str):
-            raise Refusal(f"{getattr(self, 'label', None)}: a name, such as {self.example}")
-        return payload
+def _a_name(label: str | None, payload, example: str):
+    """A choice whose choices follow the session (its kinds, its runs): the handler, not the gate, checks the
+    pick, since Gradio's own check would use the choices as first built. Here it need only be a name."""
+    if payload is not None and not isinstance(payload, str):
+        raise Refusal(f"{label}: a name, such as {example}")
+    return payload
 
 
-class KindChoice(_ChosenByName, gr.Radio):
+class KindChoice(gr.Radio):
     """Which of the session's models a tab uses, by kind; `Studio.model_for` checks the pick."""
 
-    block, example = "radio", "vae"
+    checked_by_handler = True
+
+    def get_block_name(self) -> str:
+        return "radio"
+
+    def preprocess(self, payload):
+        return _a_name(self.label, payload, "vae")
 
 
-class ModelChoice(_ChosenByName, gr.Dropdown):
+class ModelChoice(gr.Dropdown):
     """A model picker: its choices follow the session's runs; `Studio.choose` checks the pick."""
 
-    block, example = "dropdown", "weights/vae"
+    checked_by_handler = True
+
+    def get_block_name(self) -> str:
+        return "dropdown"
+
+    def preprocess(self, payload):
+        return _a_name(self.label, payload, "weights/vae")
 
 
 def enumerate_names(names: list[str]) -> list[tuple[str, int]]:
