@@ -83,6 +83,17 @@ def test_bad_sample_input_gets_a_plain_error_and_the_server_carries_on(client, k
     assert grid(client.predict(n=4, api_name="/sample")).shape == tiles(2, 2)
 
 
+def test_sample_draws_from_the_model_asked_for_and_says_which_can(client):
+    vae, cvae = (grid(client.predict(n=16, seed=0, model=m, api_name="/sample")) for m in ("vae", "cvae"))
+    assert vae.shape == cvae.shape == tiles(4, 4) and not np.array_equal(vae, cvae)
+    with pytest.raises(Exception, match="scvae model cannot do that; its models that can: vae, cvae"):
+        client.predict(n=4, model="scvae", api_name="/sample")  # a completion model has no prior to draw from
+    with pytest.raises(Exception, match="model must be one of vae, cvae, not 'gan'"):
+        client.predict(n=4, model="gan", api_name="/sample")
+    with pytest.raises(Exception, match="Model: a name, such as vae"):
+        client.predict(n=4, model=3, api_name="/sample")
+
+
 def test_bad_digit_steps_and_files_get_plain_errors(client, tmp_path, digit_png):
     with pytest.raises(Exception, match="maximum"):
         client.predict(digit=10, api_name="/conditional")

@@ -64,9 +64,11 @@ class Studio:
         for name in names:
             if name in models and isinstance(models[name].model, capability):
                 return cast(ActiveModel[M], models[name])
+        can = ", ".join(self.kinds_for(session, capability)) or "none"
+        if kind in models:
+            raise DataError(f"This session's {kind} model cannot do that; its models that can: {can}")
         what = f"no {kind} model yet (train one)" if kind else "no model"
-        raise DataError(f"This session has {what} that can do that; its models that can: "
-                        f"{', '.join(self.kinds_for(session, capability)) or 'none'}")
+        raise DataError(f"This session has {what} that can do that; its models that can: {can}")
 
     def kinds_for(self, session: str, capability: type) -> list[str]:
         """The kinds of this session's models that have `capability`, in the registry's order."""
