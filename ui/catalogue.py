@@ -53,8 +53,9 @@ class ActiveModel(Generic[M]):
         trained = f"{self.info.get('epochs_trained', '?')} epochs on {self.info.get('dataset', '?')}"
         loss = f", test loss {metrics['test_loss']:.2f}" if "test_loss" in metrics else ""
         note = " (offline 5k subset)" if self.info.get("dataset_note") else ""
+        shared = options_of(ModelConfig)
         own = "".join(f", {name.replace('_', ' ')} {getattr(cfg, name)}" for name in options_of(type(cfg))
-                      if name not in options_of(ModelConfig))  # the kind's own settings
+                      if name not in shared)  # the kind's own settings
         return (f"**{spec(cfg.kind).title}** from `{self.source}`: {cfg.arch}, latent {cfg.latent}, "
                 f"hidden {cfg.hidden}, {cfg.likelihood} likelihood{own}, {trained}{note}{loss}")
 

@@ -224,7 +224,7 @@ def outputs(snap: Snapshot, seen: tuple[int, int], mine: bool) -> tuple:
 
 def _typed(name: str, value: object) -> object:
     """A model option as an API client may send it (a number as text too), read as its config checks it."""
-    opt = options_of(ModelConfig)[name][0]
+    opt = MODEL_WIDGETS[name][0]
     return limits.check(opt.limit, value, name.replace("_", " ")) if opt.limit else value
 
 
@@ -233,8 +233,8 @@ def trainable() -> tuple[str, ...]:
     return tuple(name for name, kind in kinds().items() if kind.app_trains)
 
 
-# the model settings the Train tab shows, in its order: those its config class gives a label
-MODEL_WIDGETS = tuple(name for name, (opt, _) in options_of(ModelConfig).items() if opt.label)
+# the model settings the Train tab shows, in its order (name → its Option and default): those given a label
+MODEL_WIDGETS = {name: option for name, option in options_of(ModelConfig).items() if option[0].label}
 
 
 def dataset_defaults(name: str):
@@ -262,7 +262,7 @@ def settings_column() -> tuple[dict, gr.Group, gr.Button, gr.Button, gr.Markdown
             c["height"] = limits.slider("image_side", "Height (px)", 28)
             c["width"] = limits.slider("image_side", "Width (px)", 28)
     for name in MODEL_WIDGETS:
-        c[name] = limits.option_widget(name, *options_of(ModelConfig)[name])
+        c[name] = limits.option_widget(name, *MODEL_WIDGETS[name])
     c["kl_warmup"] = limits.number("kl_warmup", "KL warm-up (epochs)", 0)
     c["epochs"] = limits.slider("epochs", "Epochs", 10, elem_id="epochs")
     c["batch_size"] = limits.slider("batch_size", "Batch size", 128, elem_id="batch-size")
